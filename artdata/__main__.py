@@ -1,0 +1,3 @@
+from artdata.cli import main
+
+main()

@@ -1,0 +1,330 @@
+"""The `artdata` command line: parses options and calls the library; nothing else lives here.
+
+Library errors (ArtdataError) become one line on stderr (`Error: ...`) and exit code 1.
+Heavy imports (httpx, pandas, torch) happen inside the command that needs them.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from artdata import ArtdataError
+
+app = typer.Typer(help="Harvest museum collections and auction listings into versioned image datasets, "
+                       "split them, and train classifiers on them.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]})
+crawl_app = typer.Typer(help="Harvest metadata and images from a source into a versioned manifest.",
+                        no_args_is_help=True)
+manifests_app = typer.Typer(help="List, inspect, compare, check and materialize versioned manifests.",
+                            no_args_is_help=True)
+mirror_app = typer.Typer(help="The loopback mirror of the Met API, Tate and findartinfo (for demos and tests).",
+                         no_args_is_help=True)
+app.add_typer(crawl_app, name="crawl")
+app.add_typer(manifests_app, name="manifests")
+app.add_typer(mirror_app, name="mirror")
+
+HomeOpt = typer.Option(None, "--home", envvar="ARTDATA_HOME",
+                       help="Folder for manifests, images, harvest journals and runs [default: ./artdata-home].")
+
+
+def _home(home: Optional[Path]):
+    from artdata.paths import Home
+    return Home.resolve(home)
+
+
+def _split_list(values: Optional[List[str]]) -> list[str]:
+    out = []
+    for v in values or []:
+        out += [x.strip() for x in v.split(",") if x.strip()]
+    return out
+
+
+# ---------------------------------------------------------------- crawl
+
+def _client_cfg(rate: float, concurrency: int, user_agent: Optional[str], retries: int, timeout: float,
+                block_pause: float):
+    from artdata.http import ClientConfig, DEFAULT_USER_AGENT
+    return ClientConfig(rate=rate, concurrency=concurrency, user_agent=user_agent or DEFAULT_USER_AGENT,
+                        retries=retries, timeout=timeout, block_pause=block_pause)
+
+
+def _run_harvest(source, cfg, home, label: str):
+    from artdata.console import HarvestProgress, console, counts_line
+    from artdata.harvest import harvest
+    progress = HarvestProgress(label)
+    try:
+        res = harvest(source, cfg, home, progress)
+    except KeyboardInterrupt:
+        progress.stop()
+        console.print("[yellow]Interrupted.[/yellow] Every finished record is saved; run the same command "
+                      "again to resume.")
+        raise typer.Exit(130)
+    console.print(f"{label}: {res.total} ids, {res.skipped} already done, {sum(res.counts.values())} records "
+                  f"in {res.seconds:.1f}s — {counts_line(res.counts)}")
+    if res.client_stats:
+        s = res.client_stats
+        console.print(f"  requests {s.requests}, retries {s.retries}, blocks {s.blocks}, "
+                      f"{s.bytes / 1e6:.1f} MB")
+    if res.manifest:
+        typer.echo(f"manifest {res.manifest.ref} -> {res.manifest.path}")
+    return res
+
+
+@crawl_app.command("met")
+def crawl_met(
+    department: Optional[List[str]] = typer.Option(None, "--department", "-d",
+                                                   help="Department name or id (repeat or comma-separate)."),
+    classification: Optional[List[str]] = typer.Option(None, "--classification", "-c",
+                                                       help="Keep only this classification, e.g. Paintings."),
+    public_domain_only: bool = typer.Option(False, "--public-domain-only", help="Skip images of non-PD objects."),
+    has_image: bool = typer.Option(False, "--has-image",
+                                   help="Leave objects without an image out of the manifest (counted in its card)."),
+    since: Optional[str] = typer.Option(None, help="Only objects whose metadata changed since DATE (YYYY-MM-DD)."),
+    ids_from: Optional[Path] = typer.Option(None, help="Ids to harvest: a list (one per line) or the bulk "
+                                                       "MetObjects.csv/.parquet, filtered locally first."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Harvest at most this many ids."),
+    image_size: int = typer.Option(256, help="Shorter side of stored images, in pixels."),
+    metadata_only: bool = typer.Option(False, help="Records only; fetch images later with `manifests materialize`."),
+    retry_failed: bool = typer.Option(False, help="Retry only the records that failed last time."),
+    api_base: str = typer.Option("https://collectionapi.metmuseum.org/public/collection/v1",
+                                 help="Any Met-compatible API (e.g. the mirror)."),
+    rate: float = typer.Option(5.0, help="Requests per second per host, at most."),
+    concurrency: int = typer.Option(8, help="Requests in flight at once."),
+    user_agent: Optional[str] = typer.Option(None, help="Override the identifying User-Agent."),
+    retries: int = typer.Option(4, help="Retries of a transient failure."),
+    timeout: float = typer.Option(30.0, help="Seconds before a request times out."),
+    block_pause: float = typer.Option(30.0, help="First pause (s) after a block without Retry-After."),
+    workers: Optional[int] = typer.Option(None, help="Image processes [default: all cores]."),
+    name: str = typer.Option("met", help="Manifest name."),
+    home: Optional[Path] = HomeOpt,
+):
+    """Harvest The Met's Collection API (object JSON, then the image) into a manifest."""
+    from artdata.harvest import HarvestConfig
+    from artdata.images import ImageConfig
+    from artdata.records import STATUSES, STATUS_NO_IMAGE
+    from artdata.sources.met import MetSource
+    src = MetSource(api_base=api_base.rstrip("/"), departments=_split_list(department),
+                    classifications=_split_list(classification), public_domain_only=public_domain_only,
+                    has_image=has_image, since=since, ids_from=str(ids_from) if ids_from else None,
+                    image_size=image_size)
+    keep = tuple(s for s in STATUSES if s != STATUS_NO_IMAGE) if has_image else None
+    cfg = HarvestConfig(manifest=name, image=ImageConfig(size=image_size),
+                        client=_client_cfg(rate, concurrency, user_agent, retries, timeout, block_pause),
+                        metadata_only=metadata_only, retry_failed=retry_failed, limit=limit, workers=workers,
+                        keep_statuses=keep)
+    _run_harvest(src, cfg, _home(home), "met")
+
+
+@crawl_app.command("tate")
+def crawl_tate(
+    table: str = typer.Argument(..., help="Tate artworks: .parquet, artwork_data.csv, the JSON tree folder, or a URL."),
+    classification: Optional[List[str]] = typer.Option(None, "--classification", "-c", help="e.g. painting."),
+    medium: Optional[List[str]] = typer.Option(None, "--medium", "-m", help="Exact medium text (repeatable)."),
+    has_thumbnail: bool = typer.Option(False, "--has-thumbnail", help="Only works with a thumbnail."),
+    acquired_from: Optional[int] = typer.Option(None, help="First acquisition year."),
+    acquired_to: Optional[int] = typer.Option(None, help="Last acquisition year."),
+    no_copyright_restricted: bool = typer.Option(False, help="Skip works with a thumbnail copyright note."),
+    image_base: Optional[str] = typer.Option(None, help="Replace http://www.tate.org.uk in image URLs (a mirror)."),
+    image_size: int = typer.Option(256, help="Shorter side of stored images; picks the rendition (_8/_9/_10)."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Harvest at most this many works."),
+    metadata_only: bool = typer.Option(False, help="Records only; fetch images later with `manifests materialize`."),
+    retry_failed: bool = typer.Option(False, help="Retry only the records that failed last time."),
+    rate: float = typer.Option(5.0, help="Requests per second per host, at most."),
+    concurrency: int = typer.Option(8, help="Requests in flight at once."),
+    user_agent: Optional[str] = typer.Option(None, help="Override the identifying User-Agent."),
+    retries: int = typer.Option(4, help="Retries of a transient failure."),
+    timeout: float = typer.Option(30.0, help="Seconds before a request times out."),
+    block_pause: float = typer.Option(30.0, help="First pause (s) after a block without Retry-After."),
+    workers: Optional[int] = typer.Option(None, help="Image processes [default: all cores]."),
+    name: str = typer.Option("tate", help="Manifest name."),
+    home: Optional[Path] = HomeOpt,
+):
+    """Harvest Tate's collection dataset (metadata from the table, thumbnails over HTTP)."""
+    from artdata.harvest import HarvestConfig
+    from artdata.images import ImageConfig
+    from artdata.sources.tate import TateSource
+    src = TateSource(table=table, classifications=_split_list(classification), media=medium or [],
+                     has_thumbnail=has_thumbnail, acquired_from=acquired_from, acquired_to=acquired_to,
+                     no_copyright_restricted=no_copyright_restricted, image_base=image_base, image_size=image_size)
+    cfg = HarvestConfig(manifest=name, image=ImageConfig(size=image_size),
+                        client=_client_cfg(rate, concurrency, user_agent, retries, timeout, block_pause),
+                        metadata_only=metadata_only, retry_failed=retry_failed, limit=limit, workers=workers)
+    _run_harvest(src, cfg, _home(home), "tate")
+
+
+# ---------------------------------------------------------------- manifests
+
+@manifests_app.command("list")
+def manifests_list(home: Optional[Path] = HomeOpt):
+    """Every manifest version in the home folder, newest last."""
+    from artdata.manifest import list_manifests
+    h = _home(home)
+    ms = list_manifests(h.manifests)
+    if not ms:
+        typer.echo(f"no manifests in {h.manifests}")
+        return
+    for m in ms:
+        c = m.card["counts"]
+        typer.echo(f"{m.ref:32} {m.card['created_at']:26} rows {c['rows']:>7}  "
+                   + " ".join(f"{k}:{v}" for k, v in c.get("by_status", {}).items()))
+
+
+@manifests_app.command("show")
+def manifests_show(ref: str = typer.Argument(..., help="NAME[@VERSION] or a manifest folder."),
+                   as_json: bool = typer.Option(False, "--json", help="Print the whole card as JSON."),
+                   home: Optional[Path] = HomeOpt):
+    """A manifest's card: lineage, counts, files."""
+    from artdata.manifest import load
+    m = load(_home(home).manifests, ref)
+    if as_json:
+        typer.echo(json.dumps(m.card, indent=2, ensure_ascii=False))
+        return
+    typer.echo((m.path / "README.md").read_text(encoding="utf-8").split("---\n", 2)[-1].strip())
+    typer.echo(f"\npath: {m.path}")
+    lin = m.card.get("lineage", {})
+    typer.echo("lineage: " + json.dumps(lin, sort_keys=True, ensure_ascii=False))
+    for f in m.card["files"]:
+        typer.echo(f"  {f['path']:45} {f['bytes']:>10} B  sha256 {f['sha256'][:16]}…")
+
+
+@manifests_app.command("diff")
+def manifests_diff(a: str = typer.Argument(..., help="NAME[@VERSION]"), b: str = typer.Argument(..., help="NAME[@VERSION]"),
+                   limit: int = typer.Option(10, help="Examples shown per kind of change."),
+                   home: Optional[Path] = HomeOpt):
+    """Records added, removed, relabelled and moved across splits between two versions."""
+    from artdata.manifest import diff, load
+    h = _home(home)
+    d = diff(load(h.manifests, a), load(h.manifests, b))
+    typer.echo(f"{d.a} -> {d.b}: " + ", ".join(f"{k} {v}" for k, v in d.summary().items()))
+    for title, items in (("added", d.added), ("removed", d.removed)):
+        for k in items[:limit]:
+            typer.echo(f"  {title}: {k[0]}:{k[1]}")
+    for k, x, y in d.relabelled[:limit]:
+        typer.echo(f"  relabelled: {k[0]}:{k[1]} {x!r} -> {y!r}")
+    for k, x, y in d.moved[:limit]:
+        typer.echo(f"  moved: {k[0]}:{k[1]} {x} -> {y}")
+    for k, cols in d.changed[:limit]:
+        typer.echo(f"  changed: {k[0]}:{k[1]} ({', '.join(cols)})")
+
+
+@manifests_app.command("verify")
+def manifests_verify(ref: str = typer.Argument(..., help="NAME[@VERSION] or a manifest folder."),
+                     home: Optional[Path] = HomeOpt):
+    """Check every file against the card and every image in the store against its sha256."""
+    from artdata.images import ImageStore
+    from artdata.manifest import load, verify
+    h = _home(home)
+    rep = verify(load(h.manifests, ref), ImageStore(h.images))
+    for p in rep.problems[:50]:
+        typer.echo(f"  {p}", err=True)
+    if rep.problems:
+        typer.echo(f"Error: {rep.ref}: {len(rep.problems)} problem(s) in {rep.checked_files} files and "
+                   f"{rep.checked_images} images", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{rep.ref}: OK ({rep.checked_files} files, {rep.checked_images} images)")
+
+
+@manifests_app.command("materialize")
+def manifests_materialize(
+    ref: str = typer.Argument(..., help="NAME[@VERSION] or a manifest folder someone gave you."),
+    image_base: Optional[str] = typer.Option(None, help="Rewrite image URLs' scheme://host to this (a mirror)."),
+    image_size: Optional[int] = typer.Option(None, help="Shorter side for images not fetched yet "
+                                                        "[default: the harvest's]."),
+    rate: float = typer.Option(5.0, help="Requests per second per host, at most."),
+    concurrency: int = typer.Option(8, help="Requests in flight at once."),
+    workers: Optional[int] = typer.Option(None, help="Image processes [default: all cores]."),
+    home: Optional[Path] = HomeOpt,
+):
+    """Fetch every image of a manifest into the local store and check its sha256 (resumable)."""
+    from artdata.console import HarvestProgress, console, counts_line
+    from artdata.materialize import materialize
+    h = _home(home)
+    progress = HarvestProgress("materialize")
+    try:
+        res = materialize(h, ref, image_base=image_base, image_size=image_size,
+                          client=_client_cfg(rate, concurrency, None, 4, 30.0, 30.0), workers=workers,
+                          progress=progress)
+    except KeyboardInterrupt:
+        progress.stop()
+        console.print("[yellow]Interrupted.[/yellow] Run the same command again to resume.")
+        raise typer.Exit(130)
+    console.print(f"materialize {res.source_ref}: {counts_line(res.counts)}")
+    for line in res.mismatches[:20]:
+        console.print(f"  [red]{line}[/red]")
+    if res.manifest is not None and res.manifest.ref != res.source_ref:
+        typer.echo(f"manifest {res.manifest.ref} -> {res.manifest.path}")
+    if res.mismatches or res.counts.get("failed"):
+        typer.echo(f"Error: {len(res.mismatches)} checksum mismatch(es), {res.counts.get('failed', 0)} "
+                   f"failed download(s); see above", err=True)
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- mirror, demo
+
+@mirror_app.command("serve")
+def mirror_serve(port: int = typer.Option(8700, help="Port of the API host (0: any free port)."),
+                 media_port: int = typer.Option(8701, help="Port of the media (images) host."),
+                 faults: str = typer.Option("none", help="Fault preset: none or demo."),
+                 block_burst: int = typer.Option(0, help="Block (HTML 403) after this many requests per second."),
+                 block_seconds: float = typer.Option(30.0, help="How long a block lasts.")):
+    """Serve the Met API, Tate and findartinfo mirror on 127.0.0.1 until Ctrl-C."""
+    import time
+    from dataclasses import replace
+    from artdata.mirror import Faults, Mirror
+    presets = {"none": Faults.none(), "demo": Faults.demo()}
+    if faults not in presets:
+        raise ArtdataError(f"unknown fault preset {faults!r}; choose from: {', '.join(presets)}")
+    f = replace(presets[faults], block_burst=block_burst, block_seconds=block_seconds)
+    with _full_mirror(Mirror(faults=f, port=port, media_port=media_port)) as m:
+        typer.echo(f"Met API:   {m.met_api_base}\nTate table: {m.tate_table_url}\nmedia:     {m.media_base}")
+        for line in _extra_mirror_lines(m):
+            typer.echo(line)
+        typer.echo("Ctrl-C to stop.")
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+
+
+def _full_mirror(m):
+    """Attach the plug-in sites that are installed (findartinfo)."""
+    try:
+        from artdata.spiders.mirror_routes import attach
+    except ImportError:
+        return m
+    attach(m)
+    return m
+
+
+def _extra_mirror_lines(m):
+    base = getattr(m, "findartinfo_base", None)
+    return [f"findartinfo: {base}"] if base else []
+
+
+@app.command()
+def demo(out: Path = typer.Option(Path("artdata-demo"), help="Folder for everything the demo writes."),
+         objects: int = typer.Option(400, help="Met objects to harvest."),
+         tate: int = typer.Option(300, help="Tate works to harvest."),
+         quick: bool = typer.Option(False, help="Smaller and faster (for tests)."),
+         ):
+    """The whole pipeline offline: starts the mirror, harvests, splits, trains, reports."""
+    from artdata.demo import run_demo
+    run_demo(out, met_objects=objects, tate_works=tate, quick=quick)
+
+
+def main() -> None:
+    try:
+        app()
+    except ArtdataError as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

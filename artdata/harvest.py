@@ -1,0 +1,281 @@
+"""The harvest runner shared by every source: ids -> metadata -> image -> journal -> manifest.
+
+A source (artdata.sources.*) says which ids to harvest and turns one id into a record plus the
+image URLs to try. The runner fetches with the polite client, processes images in a process
+pool into the store, and appends every finished record to a journal (one JSON line, flushed) so
+that a killed run resumes where it stopped: ids already in the journal are not fetched again
+(`retry_failed` re-runs the failed ones). At the end the journal becomes a versioned manifest.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from artdata import ArtdataError
+from artdata.http import ClientConfig, FetchError, PoliteClient
+from artdata.images import ImageConfig, ImagePool, ImageStore
+from artdata.manifest import Manifest, write_manifest
+from artdata.paths import Home
+from artdata.records import (STATUS_FAILED, STATUS_OK, STATUS_PENDING, extra_json, now_utc, to_table)
+
+
+@dataclass
+class Job:
+    """What a source made of one id: a record, and image URLs to try in order of preference."""
+    record: dict
+    image_urls: list[str] = field(default_factory=list)
+    min_side: int | None = None   # if an image's shorter side is below this, try the next URL
+
+
+class Source(Protocol):
+    name: str
+
+    def selection(self) -> dict: ...
+
+    async def ids(self, client: PoliteClient) -> list[str]: ...
+
+    async def job(self, client: PoliteClient, source_id: str) -> Job: ...
+
+
+@dataclass(frozen=True)
+class HarvestConfig:
+    manifest: str
+    image: ImageConfig = ImageConfig()
+    client: ClientConfig = ClientConfig()
+    metadata_only: bool = False
+    retry_failed: bool = False
+    limit: int | None = None
+    workers: int | None = None      # image processes (default: all cores)
+    keep_statuses: tuple | None = None   # statuses kept in the manifest (None: all); others counted
+
+
+class Journal:
+    """Append-only JSON lines of finished records; a torn last line (killed mid-write) is cut off."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fh = None
+
+    def load(self) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        if not self.path.is_file():
+            return out
+        good_end = 0
+        with open(self.path, "rb") as fh:
+            for line in fh:
+                if not line.endswith(b"\n"):
+                    break
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    break
+                out[rec["source_id"]] = rec
+                good_end += len(line)
+        if good_end != self.path.stat().st_size:
+            with open(self.path, "r+b") as fh:
+                fh.truncate(good_end)
+        return out
+
+    def append(self, rec: dict) -> None:
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh:
+            self._fh.close()
+            self._fh = None
+
+
+def job_dir(home: Home, source: str, manifest: str, selection: dict, image: ImageConfig, metadata_only: bool) -> Path:
+    key = json.dumps({"source": source, "selection": selection, "image": asdict(image),
+                      "metadata_only": metadata_only}, sort_keys=True, default=str)
+    return home.harvest / f"{manifest}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+@dataclass
+class HarvestResult:
+    manifest: Manifest | None
+    counts: Counter
+    job_dir: Path
+    total: int
+    skipped: int
+    seconds: float
+    client_stats: Any = None
+
+
+class _Progress:
+    """Minimal progress sink; the CLI passes a rich-backed one."""
+
+    def start(self, total: int, done: int) -> None: ...
+
+    def advance(self, status: str) -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+async def fetch_image(client: PoliteClient, pool: ImagePool, job: Job) -> dict:
+    """Try the job's image URLs in order; returns the image fields of the record."""
+    best: dict | None = None
+    last_error = "no image URL"
+    for url in job.image_urls:
+        try:
+            resp = await client.get(url)
+        except FetchError as exc:
+            last_error = str(exc)
+            continue
+        if resp.status_code != 200:
+            last_error = f"HTTP {resp.status_code} for image {url}"
+            continue
+        res = await asyncio.wrap_future(pool.submit(resp.content))
+        if res.status != STATUS_OK:
+            last_error = f"{res.error} ({url})"
+            continue
+        fields = res.fields()
+        fields["image_url"] = url
+        best = fields
+        if job.min_side and min(res.orig_width, res.orig_height) < job.min_side:
+            continue   # too small: try a larger variant, keep this one if none is better
+        break
+    if best is not None:
+        return best
+    return {"status": STATUS_FAILED, "error": last_error}
+
+
+async def _harvest(source: Source, cfg: HarvestConfig, home: Home, progress: _Progress) -> HarvestResult:
+    t0 = time.monotonic()
+    started = now_utc()
+    jdir = job_dir(home, source.name, cfg.manifest, source.selection(), cfg.image, cfg.metadata_only)
+    jdir.mkdir(parents=True, exist_ok=True)
+    journal = Journal(jdir / "journal.jsonl")
+    done = journal.load()
+    meta_path = jdir / "job.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {"started_at": started.isoformat()}
+    store = ImageStore(home.images)
+    counts: Counter = Counter()
+    async with PoliteClient(cfg.client) as client:
+        client.on_pause = lambda host, s: progress.note(f"blocked by {host}: pausing {s:.0f}s")
+        ids_path = jdir / "ids.json"
+        if ids_path.is_file():      # a resumed run keeps the selection it started with
+            ids = json.loads(ids_path.read_text())
+        else:
+            ids = await source.ids(client)
+            if cfg.limit is not None:
+                ids = ids[: cfg.limit]
+            tmp = ids_path.with_suffix(".part")
+            tmp.write_text(json.dumps(ids))
+            os.replace(tmp, ids_path)
+            meta["selection"] = source.selection()
+            meta_path.write_text(json.dumps(meta, indent=2, default=str))
+        todo = [i for i in ids if i not in done or (cfg.retry_failed and done[i]["status"] == STATUS_FAILED)]
+        skipped = len(ids) - len(todo)
+        progress.start(len(ids), skipped)
+        queue: asyncio.Queue = asyncio.Queue()
+        for i in todo:
+            queue.put_nowait(i)
+        pool = None if cfg.metadata_only else ImagePool(store, cfg.image, cfg.workers)
+
+        async def worker():
+            while True:
+                try:
+                    sid = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                rec = await _one(source, client, pool, sid, cfg)
+                journal.append(rec)
+                counts[rec["status"]] += 1
+                progress.advance(rec["status"])
+
+        try:
+            n = max(1, min(cfg.client.concurrency * 2, len(todo)))
+            await asyncio.gather(*(worker() for _ in range(n)))
+        finally:
+            journal.close()
+            if pool:
+                pool.close()
+            progress.stop()
+        stats = client.stats
+    records = journal.load()
+    rows = [records[i] for i in ids if i in records]
+    manifest = None
+    excluded = Counter()
+    if cfg.keep_statuses is not None:
+        excluded = Counter(r["status"] for r in rows if r["status"] not in cfg.keep_statuses)
+        rows = [r for r in rows if r["status"] in cfg.keep_statuses]
+    for r in rows:
+        if isinstance(r.get("harvested_at"), str):
+            r["harvested_at"] = datetime.fromisoformat(r["harvested_at"])
+    lineage = {
+        "source": source.name,
+        "selection": source.selection(),
+        "image": asdict(cfg.image),
+        "metadata_only": cfg.metadata_only,
+        "harvest_window": {"start": meta.get("started_at"), "end": now_utc().isoformat(timespec="seconds")},
+        "rate": cfg.client.rate,
+        "parents": [],
+    }
+    if excluded:
+        lineage["excluded"] = dict(excluded)
+    if rows:
+        manifest = write_manifest(home.manifests, cfg.manifest, to_table(rows), lineage=lineage,
+                                  description=f"{source.name} harvest ({len(rows)} records)")
+    return HarvestResult(manifest, Counter(r["status"] for r in rows), jdir, len(ids), skipped,
+                         time.monotonic() - t0, stats)
+
+
+async def _one(source: Source, client: PoliteClient, pool: ImagePool | None, sid: str, cfg: HarvestConfig) -> dict:
+    try:
+        job = await source.job(client, sid)
+    except FetchError as exc:
+        job = Job(_failed(source.name, sid, str(exc)))
+    except ArtdataError as exc:
+        job = Job(_failed(source.name, sid, str(exc)))
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        job = Job(_failed(source.name, sid, f"{type(exc).__name__}: {exc}"))
+    rec = job.record
+    if rec["status"] == STATUS_PENDING and not cfg.metadata_only:
+        if job.image_urls:
+            rec.update(await fetch_image(client, pool, job))
+        else:
+            rec.update(status=STATUS_FAILED, error="no image URL")
+    rec["harvested_at"] = now_utc().isoformat()
+    return rec
+
+
+def _failed(source: str, sid: str, error: str) -> dict:
+    from artdata.records import new_record
+    return new_record(source, sid, status=STATUS_FAILED, error=error)
+
+
+def harvest(source: Source, cfg: HarvestConfig, home: Home, progress: _Progress | None = None) -> HarvestResult:
+    return asyncio.run(_harvest(source, cfg, home, progress or _Progress()))
+
+
+def decode_json(resp: httpx.Response, what: str) -> Any:
+    """JSON from a 200 answer, or an ArtdataError naming the URL (HTML pages, cut-off bodies)."""
+    url = str(resp.request.url)
+    head = resp.content[:200].lstrip().lower()
+    if head.startswith((b"<!doctype", b"<html")) or "html" in resp.headers.get("content-type", ""):
+        raise ArtdataError(f"{what}: HTML page instead of JSON (HTTP {resp.status_code}) from {url}")
+    try:
+        return resp.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtdataError(f"{what}: malformed JSON from {url}: {exc}") from None
+
+
+__all__ = ["Job", "Source", "HarvestConfig", "HarvestResult", "harvest", "fetch_image", "decode_json",
+           "extra_json", "Journal"]

@@ -1,0 +1,223 @@
+"""Bytes in -> verified image out: decode (JPEG draft), resize, re-encode, content-addressed store.
+
+`process_image` is a pure function of (bytes, ImageConfig) returning an `ImageResult`; a bad input
+is a result with `status="failed"` and a reason, never an exception. `ImageStore` keeps JPEGs
+under sharded sha256 paths and writes atomically. `ImagePool` runs `process_image` + store writes
+in a process pool on all cores.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import warnings
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, asdict
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from artdata import ArtdataError
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """How stored images are made from what a source serves."""
+    size: int = 256                 # target length of `side`, in pixels
+    side: str = "shorter"           # "shorter" or "longer": which side gets `size`
+    quality: int = 90               # JPEG quality of stored images
+    upscale: bool = False           # enlarge images smaller than `size`?
+    max_pixels: int = 120_000_000   # larger declared sizes are refused as decompression bombs
+    max_bytes: int = 200_000_000    # larger bodies are refused before decoding
+
+    def __post_init__(self):
+        if self.side not in ("shorter", "longer"):
+            raise ArtdataError(f"image side must be 'shorter' or 'longer', not {self.side!r}")
+        if not 8 <= self.size <= 8192:
+            raise ArtdataError(f"image size must be between 8 and 8192 pixels, not {self.size}")
+        if not 1 <= self.quality <= 100:
+            raise ArtdataError(f"JPEG quality must be between 1 and 100, not {self.quality}")
+
+
+@dataclass
+class ImageResult:
+    status: str                     # "ok" or "failed"
+    error: str | None = None
+    key: str | None = None          # sha256 of the stored JPEG
+    source_sha256: str | None = None
+    width: int | None = None
+    height: int | None = None
+    orig_width: int | None = None
+    orig_height: int | None = None
+    nbytes: int | None = None
+    data: bytes | None = None       # the stored JPEG (dropped once written by the pool)
+
+    def fields(self) -> dict:
+        """The record columns this result fills."""
+        return {"image_key": self.key, "source_sha256": self.source_sha256,
+                "width": self.width, "height": self.height,
+                "orig_width": self.orig_width, "orig_height": self.orig_height,
+                "image_bytes": self.nbytes, "status": self.status, "error": self.error}
+
+
+def target_size(w: int, h: int, cfg: ImageConfig) -> tuple[int, int]:
+    """Keep aspect ratio; the chosen side becomes cfg.size (never enlarged unless cfg.upscale)."""
+    ref = min(w, h) if cfg.side == "shorter" else max(w, h)
+    if ref <= cfg.size and not cfg.upscale:
+        return w, h
+    scale = cfg.size / ref
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def _sniff(data: bytes) -> str | None:
+    """A reason to refuse `data` before decoding, or None."""
+    if not data:
+        return "empty body (0 bytes)"
+    head = data[:512].lstrip().lower()
+    if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body", b"{", b"[")) or b"<html" in head:
+        kind = "JSON" if head[:1] in (b"{", b"[") else "HTML"
+        return f"{kind} instead of an image"
+    return None
+
+
+def process_image(data: bytes, cfg: ImageConfig = ImageConfig()) -> ImageResult:
+    """Verify, decode, resize and re-encode one image. Never raises for bad bytes."""
+    source_sha = hashlib.sha256(data).hexdigest() if data else None
+    reason = _sniff(data)
+    if reason is None and len(data) > cfg.max_bytes:
+        reason = f"body of {len(data)} bytes exceeds max_bytes={cfg.max_bytes}"
+    if reason:
+        return ImageResult("failed", reason, source_sha256=source_sha)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+            ow, oh = im.size
+            if ow * oh > cfg.max_pixels:
+                return ImageResult("failed", f"decompression bomb: {ow}x{oh} exceeds {cfg.max_pixels} pixels",
+                                   source_sha256=source_sha, orig_width=ow, orig_height=oh)
+            tw, th = target_size(ow, oh, cfg)
+            if im.format == "JPEG":
+                # decode at a reduced scale (1/2, 1/4, 1/8) no smaller than the target: cheap
+                im.draft("RGB", (tw, th))
+            im.load()
+            if im.mode != "RGB":
+                if im.mode in ("RGBA", "LA", "P", "PA"):
+                    im = im.convert("RGBA")
+                    bg = Image.new("RGB", im.size, (255, 255, 255))
+                    bg.paste(im, mask=im.getchannel("A"))
+                    im = bg
+                else:
+                    im = im.convert("RGB")
+            if im.size != (tw, th):
+                im = im.resize((tw, th), Image.Resampling.BICUBIC, reducing_gap=2.0)
+            out = io.BytesIO()
+            im.save(out, format="JPEG", quality=cfg.quality, optimize=False)
+    except UnidentifiedImageError:
+        return ImageResult("failed", "not a recognised image format", source_sha256=source_sha)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        return ImageResult("failed", f"decompression bomb: {exc}", source_sha256=source_sha)
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        msg = str(exc) or type(exc).__name__
+        kind = "truncated image" if "truncated" in msg.lower() or isinstance(exc, EOFError) else "corrupt image"
+        return ImageResult("failed", f"{kind}: {msg}", source_sha256=source_sha)
+    blob = out.getvalue()
+    return ImageResult("ok", None, hashlib.sha256(blob).hexdigest(), source_sha, tw, th, ow, oh,
+                       len(blob), blob)
+
+
+class ImageStore:
+    """Content-addressed JPEG store: <root>/<k[:2]>/<k[2:4]>/<k>.jpg, atomic writes."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+            raise ArtdataError(f"not an image key (sha256 hex): {key!r}")
+        return self.root / key[:2] / key[2:4] / f"{key}.jpg"
+
+    def has(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def get(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
+
+    def put(self, data: bytes, key: str | None = None) -> str:
+        """Store `data` under its sha256 (computed if not given); a no-op when already present."""
+        key = key or hashlib.sha256(data).hexdigest()
+        dest = self.path(key)
+        if dest.is_file():
+            return key
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, dest)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        return key
+
+    def check(self, key: str) -> str | None:
+        """None if the image is present with the right checksum, else the problem."""
+        p = self.path(key)
+        if not p.is_file():
+            return "missing"
+        if hashlib.sha256(p.read_bytes()).hexdigest() != key:
+            return "checksum mismatch"
+        return None
+
+
+def _process_and_store(data: bytes, cfg: ImageConfig, root: str) -> ImageResult:
+    res = process_image(data, cfg)
+    if res.status == "ok":
+        ImageStore(root).put(res.data, res.key)
+    res.data = None
+    return res
+
+
+def _process_file_and_store(path: str, cfg: ImageConfig, root: str) -> ImageResult:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return ImageResult("failed", f"cannot read {path}: {exc.strerror or exc}")
+    return _process_and_store(data, cfg, root)
+
+
+class ImagePool:
+    """Process images on all cores, writing results straight into the store.
+
+    `submit(bytes)` returns a concurrent.futures.Future of an ImageResult (without pixel data).
+    With workers=0 it runs in-thread (for debugging and tiny jobs).
+    """
+
+    def __init__(self, store: ImageStore, cfg: ImageConfig, workers: int | None = None):
+        self.store, self.cfg = store, cfg
+        self.workers = (os.cpu_count() or 1) if workers is None else workers
+        self._ex: Executor = (ProcessPoolExecutor(self.workers) if self.workers > 0
+                              else ThreadPoolExecutor(1))
+
+    def submit(self, data: bytes):
+        return self._ex.submit(_process_and_store, data, self.cfg, str(self.store.root))
+
+    def submit_file(self, path: str | os.PathLike):
+        return self._ex.submit(_process_file_and_store, str(path), self.cfg, str(self.store.root))
+
+    def close(self):
+        self._ex.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def config_dict(cfg: ImageConfig) -> dict:
+    return asdict(cfg)
