@@ -6,15 +6,32 @@ Heavy imports (httpx, pandas, torch) happen inside the command that needs them.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from artdata import ArtdataError
 
-app = typer.Typer(help="Harvest museum collections and auction listings into versioned image datasets, "
+
+class ArtdataGroup(TyperGroup):
+    """Turns library errors into one-line `Error: ...` messages (exit 1), never tracebacks."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ArtdataError as exc:
+            typer.echo(f"Error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except OSError as exc:   # a path the user gave that cannot be read or written
+            if not getattr(exc, "filename", None):
+                raise
+            typer.echo(f"Error: {exc.filename}: {exc.strerror}", err=True)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(cls=ArtdataGroup, help="Harvest museum collections and auction listings into versioned image datasets, "
                        "split them, and train classifiers on them.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]})
@@ -319,11 +336,7 @@ def demo(out: Path = typer.Option(Path("artdata-demo"), help="Folder for everyth
 
 
 def main() -> None:
-    try:
-        app()
-    except ArtdataError as exc:
-        typer.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
+    app(prog_name="artdata")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import httpx
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
 from artdata import ArtdataError, __version__
 
@@ -210,7 +210,7 @@ class PoliteClient:
         try:
             async for attempt in AsyncRetrying(
                     stop=stop_after_attempt(self.cfg.retries + 1),
-                    wait=wait_exponential_jitter(initial=self.cfg.backoff, max=self.cfg.backoff_max),
+                    wait=wait_exponential(multiplier=self.cfg.backoff, max=self.cfg.backoff_max) + wait_random(0, self.cfg.backoff),
                     retry=retry_if_exception_type(_Transient), reraise=True):
                 with attempt:
                     if attempt.retry_state.attempt_number > 1:

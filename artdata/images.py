@@ -20,6 +20,10 @@ from PIL import Image, UnidentifiedImageError
 
 from artdata import ArtdataError
 
+# artdata checks the declared size itself (ImageConfig.max_pixels) before decoding anything,
+# so that a bomb becomes a record with its declared size rather than Pillow's exception.
+Image.MAX_IMAGE_PIXELS = None
+
 
 @dataclass(frozen=True)
 class ImageConfig:
