@@ -174,13 +174,13 @@ async def _harvest(source: Source, cfg: HarvestConfig, home: Home, progress: _Pr
             ids = json.loads(ids_path.read_text())
         else:
             ids = await source.ids(client)
-            if cfg.limit is not None:
-                ids = ids[: cfg.limit]
             tmp = ids_path.with_suffix(".part")
             tmp.write_text(json.dumps(ids))
             os.replace(tmp, ids_path)
             meta["selection"] = source.selection()
             meta_path.write_text(json.dumps(meta, indent=2, default=str))
+        if cfg.limit is not None:   # applied at run time: a larger --limit later extends the harvest
+            ids = ids[: cfg.limit]
         todo = [i for i in ids if i not in done or (cfg.retry_failed and done[i]["status"] == STATUS_FAILED)]
         skipped = len(ids) - len(todo)
         progress.start(len(ids), skipped)
@@ -225,6 +225,7 @@ async def _harvest(source: Source, cfg: HarvestConfig, home: Home, progress: _Pr
         "image": asdict(cfg.image),
         "metadata_only": cfg.metadata_only,
         "harvest_window": {"start": meta.get("started_at"), "end": now_utc().isoformat(timespec="seconds")},
+        "limit": cfg.limit,
         "rate": cfg.client.rate,
         "parents": [],
     }
