@@ -71,6 +71,15 @@ class Manifest:
             raise ManifestError(f"manifest {self.ref}: cannot read data: {exc}") from None
         return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
+    def extra_table(self, name: str) -> pa.Table:
+        """A side table shipped with the manifest (e.g. the price recipe's `features`)."""
+        p = self.path / f"{name}.parquet"
+        if not p.is_file():
+            have = [f["path"] for f in self.card["files"] if not f["path"].startswith("data/")
+                    and f["path"].endswith(".parquet")]
+            raise ManifestError(f"manifest {self.ref} has no {name} table (have: {', '.join(have) or 'none'})")
+        return pq.read_table(p)
+
     def to_pandas(self, columns: list[str] | None = None):
         return self.table(columns).to_pandas()
 
@@ -135,7 +144,8 @@ def _counts(table: pa.Table) -> dict:
 
 
 def write_manifest(root: str | os.PathLike, name: str, table: pa.Table, *, lineage: dict | None = None,
-                   description: str = "", extra: dict | None = None) -> Manifest:
+                   description: str = "", extra: dict | None = None,
+                   extra_tables: dict[str, pa.Table] | None = None) -> Manifest:
     """Write `table` as a new immutable version of manifest `name` (or return the existing one)."""
     if not NAME_RE.match(name):
         raise ManifestError(f"bad manifest name {name!r}: use lower-case letters, digits, '.', '_' or '-'")
@@ -167,6 +177,11 @@ def write_manifest(root: str | os.PathLike, name: str, table: pa.Table, *, linea
             pq.write_table(part, tmp / rel, compression="zstd", row_group_size=100_000)
             entries.append({"path": rel, "sha256": _sha256_file(tmp / rel), "bytes": (tmp / rel).stat().st_size,
                             "rows": part.num_rows})
+        for tname, t in (extra_tables or {}).items():
+            rel = f"{tname}.parquet"
+            pq.write_table(t, tmp / rel, compression="zstd")
+            entries.append({"path": rel, "sha256": _sha256_file(tmp / rel), "bytes": (tmp / rel).stat().st_size,
+                            "rows": t.num_rows})
         card = {
             "card_version": CARD_VERSION,
             "schema_version": SCHEMA_VERSION,

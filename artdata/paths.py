@@ -18,6 +18,9 @@ DEFAULT_HOME = "artdata-home"
 class Home:
     root: Path
 
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
     @classmethod
     def resolve(cls, home: str | os.PathLike | None = None) -> "Home":
         return cls(Path(home or os.environ.get("ARTDATA_HOME") or DEFAULT_HOME).expanduser().resolve())

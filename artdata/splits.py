@@ -1,0 +1,413 @@
+"""Split recipes: a harvested manifest -> a labelled, split, versioned manifest.
+
+    build_split(home, "culture", "met@3f2a", min_count=100, seed=0)
+
+Each recipe cleans tags into a `label` (or `labels` for multi-label), the common steps keep
+classes with at least `min_count` members, cap classes at `max_per_class`, and assign
+train/val/test with a seeded split stratified by label (no record in two splits). Every step's
+row count, class counts and drops by reason go into the card (`steps`), next to the recipe and
+its parameters. The same input version and parameters always give the same output version.
+Recipes work on metadata-only manifests (status `pending`) too.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from artdata import ArtdataError
+from artdata.manifest import Manifest, load, write_manifest
+from artdata.paths import Home
+from artdata.recipes import (RegionMap, equal_count_bins, medium_tags, non_painting_flag, normalise_medium,
+                             resolve_culture, top_n)
+from artdata.records import SPLIT_SCHEMA, conform
+
+SPLITS = ("train", "val", "test")
+USABLE = ("ok", "pending")
+
+DEPARTMENT_STUDY = ("Ancient Near Eastern Art", "Arms and Armor", "Asian Art", "Costume Institute",
+                    "Egyptian Art", "European Sculpture and Decorative Arts", "Greek and Roman Art",
+                    "Islamic Art", "Medieval Art", "The American Wing")
+CULTURE_STUDY = ("American", "British", "Chinese", "Dutch", "Flemish", "French", "German", "Indian",
+                 "Italian", "Japanese", "Spanish")
+
+
+# ---------------------------------------------------------------- step log
+
+@dataclass
+class StepLog:
+    steps: list[dict] = field(default_factory=list)
+
+    def add(self, name: str, df: pd.DataFrame, dropped: Counter | None = None, label: str | None = "label"):
+        entry = {"step": name, "rows": int(len(df)), "dropped": dict((dropped or Counter()).most_common())}
+        if label and label in df.columns:
+            col = df[label]
+            if label == "labels":
+                entry["classes"] = dict(sorted(Counter(t for ts in col if ts is not None for t in ts).items()))
+            else:
+                entry["classes"] = dict(sorted(Counter(x for x in col if isinstance(x, str)).items()))
+        self.steps.append(entry)
+
+
+def _drop(df: pd.DataFrame, keep: pd.Series, reasons: pd.Series | str) -> tuple[pd.DataFrame, Counter]:
+    """Keep rows where `keep`; count the others by reason."""
+    keep = keep.fillna(False).astype(bool)
+    gone = ~keep
+    if isinstance(reasons, str):
+        dropped = Counter({reasons: int(gone.sum())}) if gone.any() else Counter()
+    else:
+        dropped = Counter(reasons[gone].tolist())
+    return df[keep], dropped
+
+
+def _need(df: pd.DataFrame, cols, recipe: str) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ArtdataError(f"recipe {recipe}: manifest lacks column(s) {', '.join(missing)} "
+                           f"(have: {', '.join(df.columns)})")
+
+
+# ---------------------------------------------------------------- splitting
+
+def _rank(seed: int, keys: pd.Series) -> np.ndarray:
+    return np.array([int.from_bytes(hashlib.sha256(f"{seed}:{k}".encode()).digest()[:8], "big") for k in keys],
+                    dtype=np.uint64)
+
+
+def split_counts(n: int, ratios: tuple[float, ...]) -> list[int]:
+    """Largest-remainder allocation of n items over the ratios (deterministic)."""
+    raw = [n * r for r in ratios]
+    counts = [math.floor(x) for x in raw]
+    order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - counts[i]), i))
+    for i in order[: n - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def stratified_split(keys: pd.Series, strata: pd.Series, ratios=(0.8, 0.1, 0.1), seed: int = 0) -> pd.Series:
+    """train/val/test per key, stratified by `strata`; keys must be unique. Order within a
+    stratum is a seeded hash of the key, so adding records moves few existing ones."""
+    if len(ratios) != 3 or any(r < 0 for r in ratios) or not math.isclose(sum(ratios), 1.0, abs_tol=1e-6):
+        raise ArtdataError(f"--ratios must be three non-negative numbers summing to 1, not {','.join(map(str, ratios))}")
+    if keys.duplicated().any():
+        raise ArtdataError(f"stratified_split: duplicate keys, e.g. {keys[keys.duplicated()].iloc[0]}")
+    out = pd.Series(index=keys.index, dtype=object)
+    rank = pd.Series(_rank(seed, keys), index=keys.index)
+    for _, idx in strata.groupby(strata, sort=True).groups.items():
+        ordered = rank.loc[idx].sort_values(kind="stable").index
+        counts = split_counts(len(ordered), ratios)
+        start = 0
+        for name, c in zip(SPLITS, counts):
+            out.loc[ordered[start:start + c]] = name
+            start += c
+    return out
+
+
+def cap_per_class(df: pd.DataFrame, label: pd.Series, k: int, seed: int) -> pd.DataFrame:
+    rank = pd.Series(_rank(seed + 1, df["_key"]), index=df.index)
+    keep = rank.groupby(label).rank(method="first") <= k
+    return df[keep]
+
+
+# ---------------------------------------------------------------- recipes
+
+def _usable(df: pd.DataFrame, log: StepLog) -> pd.DataFrame:
+    df, dropped = _drop(df, df["status"].isin(USABLE), "status:" + df["status"].astype(str))
+    log.add("has an image (ok or pending)", df, dropped, label=None)
+    return df
+
+
+def culture_recipe(df: pd.DataFrame, p: dict, log: StepLog, extra: dict) -> pd.DataFrame:
+    _need(df, ["classification", "culture", "artist_nationality", "country"], "culture")
+    want = {c.lower() for c in p["classification"]}
+    df, dropped = _drop(df, df["classification"].fillna("").str.lower().isin(want), "not " + "/".join(p["classification"]))
+    log.add(f"classification in {', '.join(p['classification'])}", df, dropped, label=None)
+    df = _usable(df, log)
+    rmap = RegionMap.from_file(p["region_map"]) if p["region_map"] else RegionMap.bundled()
+    res = [resolve_culture(c, n, k, rmap) for c, n, k in zip(df["culture"], df["artist_nationality"], df["country"])]
+    df = df.assign(label=[r[0] for r in res], _how=[r[1] for r in res])
+    df, dropped = _drop(df, df["label"].notna(), df["_how"])
+    log.add("culture from Culture, then Artist Nationality, then Country; regions merged", df, dropped)
+    extra["culture_source_counts"] = dict(Counter(df["_how"]))
+    if p["exclude"]:
+        ids = _read_ids(p["exclude"])
+        hit = df["source_id"].astype(str).isin(ids) | df["_key"].isin(ids)
+        df, dropped = _drop(df, ~hit, "excluded by list")
+        log.add(f"exclude ids in {Path(p['exclude']).name}", df, dropped)
+    flags = [non_painting_flag(t, o) for t, o in zip(df["title"], df["object_name"])]
+    flagged = [{"source_id": s, "title": t, "keyword": f} for s, t, f in zip(df["source_id"], df["title"], flags) if f]
+    extra["flagged_for_review"] = flagged
+    if p["drop_flagged"]:
+        df, dropped = _drop(df, pd.Series([f is None for f in flags], index=df.index), "flagged non-painting")
+        log.add("drop flagged likely non-paintings", df, dropped)
+    return df
+
+
+def department_recipe(df: pd.DataFrame, p: dict, log: StepLog, extra: dict) -> pd.DataFrame:
+    _need(df, ["department"], "department")
+    df = _usable(df, log)
+
+    def norm(s):
+        s = (s or "").strip().lower()
+        return s[4:] if s.startswith("the ") else s
+    wanted = {norm(d): d for d in p["departments"]}
+    dn = df["department"].map(norm)
+    df = df.assign(label=dn.map(wanted))
+    df, dropped = _drop(df, df["label"].notna(), "department not selected")
+    log.add(f"department in the {len(wanted)} chosen", df, dropped)
+    missing = sorted(set(wanted.values()) - set(df["label"]))
+    if missing:
+        extra["departments_without_records"] = missing
+    return df
+
+
+def medium_recipe(df: pd.DataFrame, p: dict, log: StepLog, extra: dict) -> pd.DataFrame:
+    _need(df, ["medium"], "medium")
+    df = _usable(df, log)
+    df = df.assign(_medium=df["medium"].map(normalise_medium))
+    df, dropped = _drop(df, df["_medium"].notna(), "no medium")
+    log.add("normalised medium text", df, dropped, label=None)
+    if p["multi_label"]:
+        tags = df["_medium"].map(medium_tags)
+        vocab = top_n([t for ts in tags for t in ts], p["tags"])
+        extra["tag_vocabulary"] = vocab
+        vs = set(vocab)
+        labels = tags.map(lambda ts: [t for t in ts if t in vs])
+        df = df.assign(labels=labels)
+        df, dropped = _drop(df, df["labels"].map(len) > 0, "no tag in vocabulary")
+        log.add(f"media tags (top {p['tags']} tags)", df, dropped, label="labels")
+        # stratify by the rarest tag of each record
+        freq = Counter(t for ts in df["labels"] for t in ts)
+        df = df.assign(_stratum=df["labels"].map(lambda ts: min(ts, key=lambda t: (freq[t], t))))
+        return df
+    if p["classes"]:
+        classes = list(p["classes"])
+        have = set(df["_medium"])
+        unknown = [c for c in classes if normalise_medium(c) not in have]
+        if unknown:
+            raise ArtdataError(f"unknown class(es) {', '.join(map(repr, unknown))}; most common: "
+                               + ", ".join(top_n(df["_medium"], 15)))
+        chosen = [normalise_medium(c) for c in classes]
+    else:
+        chosen = top_n(df["_medium"], p["top"])
+    extra["classes"] = chosen
+    df = df.assign(label=df["_medium"].where(df["_medium"].isin(chosen)))
+    df, dropped = _drop(df, df["label"].notna(), "medium not among the classes")
+    log.add(f"top {p['top']} media" if not p["classes"] else "chosen media", df, dropped)
+    return df
+
+
+def price_recipe(df: pd.DataFrame, p: dict, log: StepLog, extra: dict) -> pd.DataFrame:
+    _need(df, ["price", "currency", "unsold"], "price")
+    df = _usable(df, log)
+    df, dropped = _drop(df, ~df["unsold"].fillna(False).astype(bool), "unsold")
+    log.add("sold lots", df, dropped, label=None)
+    df, dropped = _drop(df, df["price"].notna() & (df["price"] > 0), "no usable price")
+    log.add("has a positive price", df, dropped, label=None)
+    currency = p["currency"] or (df["currency"].mode().iloc[0] if len(df) else "USD")
+    extra["currency"] = currency
+    if p["rates"]:
+        rates = _read_rates(p["rates"], currency)
+        factor = df["currency"].map(lambda c: 1.0 if c == currency else rates.get(c))
+        df = df.assign(_price=df["price"] * factor)
+        df, dropped = _drop(df, df["_price"].notna(), "currency" + " without a rate")
+        extra["rates"] = rates
+    else:
+        df = df.assign(_price=df["price"].where(df["currency"] == currency))
+        df, dropped = _drop(df, df["_price"].notna(), "other currency")
+    log.add(f"price in {currency}", df, dropped, label=None)
+    if p["top_artists"]:
+        top = set(top_n(df["artist"].fillna(""), p["top_artists"]))
+        df, dropped = _drop(df, df["artist"].isin(top), "artist not in top")
+        log.add(f"top {p['top_artists']} artists", df, dropped, label=None)
+    edges, idx = equal_count_bins(df["_price"].to_numpy(), p["bins"])
+    df = df.assign(label=[f"bin{i:02d}" for i in idx])
+    extra["bins"] = {"edges": edges, "currency": currency, "requested": p["bins"], "made": len(edges) - 1,
+                     "counts": dict(sorted(Counter(df["label"]).items()))}
+    log.add(f"{p['bins']} equal-count price bins", df, Counter())
+    return df
+
+
+def movement_recipe(df: pd.DataFrame, p: dict, log: StepLog, extra: dict) -> pd.DataFrame:
+    _need(df, ["label"], "movement")
+    df = _usable(df, log)
+    df, dropped = _drop(df, df["label"].notna(), "no class folder")
+    log.add("class from folder name", df, dropped)
+    return df
+
+
+@dataclass(frozen=True)
+class Recipe:
+    fn: Callable
+    params: dict            # recipe-specific parameters and their defaults
+    min_count: int          # default --min-count
+    about: str
+
+
+RECIPES: dict[str, Recipe] = {
+    "culture": Recipe(culture_recipe, {"classification": ("Paintings",), "region_map": None, "exclude": None,
+                                       "drop_flagged": False}, 100,
+                      "Met paintings by culture (culture study): region merge, min count, exclusions"),
+    "department": Recipe(department_recipe, {"departments": DEPARTMENT_STUDY}, 1,
+                         "Met objects by department (department study's 10 by default)"),
+    "medium": Recipe(medium_recipe, {"top": 10, "classes": None, "multi_label": False, "tags": 10}, 1,
+                     "Tate works by medium description (top N), or multi-label media tags"),
+    "price": Recipe(price_recipe, {"currency": None, "rates": None, "bins": 10, "top_artists": None,
+                                   "feature_artists": 250, "feature_media": 15}, 1,
+                    "auction lots by equal-count price bins (appraisal study) + metadata feature table"),
+    "movement": Recipe(movement_recipe, {}, 1, "class-per-folder images (import-folder), e.g. art movements"),
+}
+COMMON = {"min_count": None, "max_per_class": None, "seed": 0, "ratios": (0.8, 0.1, 0.1)}
+
+
+def _read_ids(path) -> set[str]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ArtdataError(f"--exclude {path}: {exc.strerror}") from None
+    return {l.split("#")[0].strip() for l in lines if l.split("#")[0].strip()}
+
+
+def _read_rates(path, target: str) -> dict[str, float]:
+    """CSV `currency,rate` — how many `target` units one unit of `currency` is worth."""
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise ArtdataError(f"--rates {path}: {exc}") from None
+    if not {"currency", "rate"} <= set(df.columns):
+        raise ArtdataError(f"--rates {path}: expected columns currency,rate (have: {', '.join(df.columns)})")
+    rates = {}
+    for i, (c, r) in enumerate(zip(df["currency"], df["rate"]), 2):
+        try:
+            r = float(r)
+        except (TypeError, ValueError):
+            r = float("nan")
+        if not (r > 0):
+            raise ArtdataError(f"--rates {path}:{i}: rate for {c} must be a positive number, not {r}")
+        rates[str(c).strip().upper()] = r
+    rates[target] = 1.0
+    return rates
+
+
+# ---------------------------------------------------------------- build
+
+def resolve_params(recipe: str, given: dict) -> dict:
+    if recipe not in RECIPES:
+        raise ArtdataError(f"unknown recipe {recipe!r}; recipes: {', '.join(RECIPES)}")
+    r = RECIPES[recipe]
+    allowed = {**COMMON, **r.params}
+    unknown = [k for k in given if k not in allowed]
+    if unknown:
+        raise ArtdataError(f"option(s) {', '.join('--' + k.replace('_', '-') for k in unknown)} do not apply to "
+                           f"recipe {recipe} (its options: "
+                           f"{', '.join('--' + k.replace('_', '-') for k in allowed)})")
+    p = {**allowed, **{k: v for k, v in given.items() if v is not None}}
+    if p["min_count"] is None:
+        p["min_count"] = r.min_count
+    p["ratios"] = tuple(float(x) for x in p["ratios"])
+    for k, v in list(p.items()):
+        if isinstance(v, list):
+            p[k] = tuple(v)
+    return p
+
+
+def build_split(home: Home, recipe: str, source: str, name: str | None = None, **given) -> Manifest:
+    """Run `recipe` on manifest `source` (NAME[@VERSION]) and write the split manifest."""
+    p = resolve_params(recipe, given)
+    parent = load(home.manifests, source)
+    df = parent.to_pandas()
+    return split_frame(home, recipe, df, p, parent, name)
+
+
+def split_frame(home: Home, recipe: str, df: pd.DataFrame, p: dict, parent: Manifest, name: str | None) -> Manifest:
+    log = StepLog()
+    extra: dict = {}
+    df = df.assign(_key=df["source"].astype(str) + ":" + df["source_id"].astype(str))
+    log.add(f"input {parent.ref}", df, label="label" if recipe == "movement" else None)
+    dup = df["_key"].duplicated()
+    if dup.any():
+        df, dropped = _drop(df, ~dup, "duplicate record")
+        log.add("deduplicate", df, dropped, label=None)
+    r = RECIPES[recipe]
+    df = r.fn(df, p, log, extra)
+    multi = "labels" in df.columns and recipe == "medium" and p.get("multi_label")
+    label_col = "labels" if multi else "label"
+    if not multi and p["min_count"] > 1:
+        counts = df["label"].value_counts()
+        small = counts[counts < p["min_count"]]
+        df, dropped = _drop(df, ~df["label"].isin(small.index), "class under --min-count")
+        log.add(f"classes with at least {p['min_count']}", df, dropped)
+        if len(small):
+            extra["dropped_classes"] = {k: int(v) for k, v in small.sort_index().items()}
+    if p["max_per_class"]:
+        strat = df["_stratum"] if multi else df["label"]
+        before = len(df)
+        df = cap_per_class(df, strat, p["max_per_class"], p["seed"])
+        log.add(f"at most {p['max_per_class']} per class", df, Counter({"over --max-per-class": before - len(df)}),
+                label=label_col)
+    if df.empty:
+        raise ArtdataError(f"recipe {recipe} kept no records from {parent.ref}; see the steps: "
+                           + "; ".join(f"{s['step']}: {s['rows']}" for s in log.steps))
+    strata = df["_stratum"] if multi else df["label"]
+    df = df.assign(split=stratified_split(df["_key"], strata, p["ratios"], p["seed"]))
+    if not multi:
+        df = df.assign(labels=None)
+    log.add("split", df, label=label_col)
+    if multi:
+        df = df.assign(label=None)
+    table = conform(pa.Table.from_pandas(df[[c for c in SPLIT_SCHEMA.names if c in df.columns]],
+                                         preserve_index=False))
+    params_card = {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.items()}
+    extra_tables = {}
+    if recipe == "price":
+        extra_tables["features"] = price_features(df, p, extra)
+    lineage = {"source": (parent.card.get("lineage") or {}).get("source"), "parents": [parent.ref],
+               "recipe": recipe, "params": params_card}
+    card_extra = {"recipe": {"name": recipe, "params": params_card}, "steps": log.steps, **extra}
+    return write_manifest(home.manifests, name or f"{parent.name}-{recipe}", table, lineage=lineage,
+                          description=f"{recipe} split of {parent.ref}: {RECIPES[recipe].about}",
+                          extra=card_extra, extra_tables=extra_tables)
+
+
+def price_features(df: pd.DataFrame, p: dict, extra: dict) -> pa.Table:
+    """The appraisal study's softmax inputs: one-hot artist (top N), approximate dating (year),
+    one-hot medium (top M), signed (0/1); only rows that have all four."""
+    artists = top_n(df["artist"].fillna(""), p["feature_artists"])
+    media = top_n(df["medium"].map(normalise_medium).fillna(""), p["feature_media"])
+    med = df["medium"].map(normalise_medium)
+    ok = df["artist"].isin(artists) & med.isin(media) & df["date_begin"].notna() & df["signed"].notna()
+    d = df[ok]
+    cols = {"source": d["source"].tolist(), "source_id": d["source_id"].tolist(), "split": d["split"].tolist(),
+            "label": d["label"].tolist(), "dating": d["date_begin"].astype(float).tolist(),
+            "signed": d["signed"].astype(float).tolist()}
+    for a in artists:
+        cols[f"artist={a}"] = (d["artist"] == a).astype(np.float32).tolist()
+    for m in media:
+        cols[f"medium={m}"] = (med[ok] == m).astype(np.float32).tolist()
+    extra["features"] = {"rows": int(ok.sum()), "artists": len(artists), "media": media,
+                         "file": "features.parquet"}
+    return pa.table(cols)
+
+
+def demo_stage(home: Home, results: dict, quick: bool = False) -> None:
+    from artdata.console import console
+    console.rule("[bold]4. build splits (tag cleaning, stratified split)")
+    tate = results.get("tate")
+    if tate is not None:
+        m = build_split(home, "medium", tate.ref, name="demo-medium", top=4, min_count=5)
+        results["split_medium"] = m
+        console.print(f"  medium: {m.ref} classes {m.card['counts']['by_class']} -> {m.path}")
+    met = results.get("met")
+    if met is not None:
+        m = build_split(home, "department", met.ref, name="demo-department",
+                        departments=("Musical Instruments", "Medieval Art", "Arms and Armor", "Islamic Art"),
+                        min_count=5)
+        results["split_department"] = m
+        console.print(f"  department: {m.ref} classes {m.card['counts']['by_class']} -> {m.path}")
