@@ -71,6 +71,26 @@ class Manifest:
             raise ManifestError(f"manifest {self.ref}: cannot read data: {exc}") from None
         return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
 
+    def take(self, rows, batch_size: int = 65536) -> pa.Table:
+        """The rows at the given positions (in `table()` order), read batch by batch so that only
+        the selected rows of wide columns are ever held in memory."""
+        import numpy as np
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")
+        sorted_rows = rows[order]
+        parts, offset = [], 0
+        for p in self.data_files:
+            for batch in pq.ParquetFile(p).iter_batches(batch_size=batch_size):
+                lo, hi = np.searchsorted(sorted_rows, [offset, offset + batch.num_rows])
+                if hi > lo:
+                    parts.append(batch.take(pa.array(sorted_rows[lo:hi] - offset)))
+                offset += batch.num_rows
+        if parts:
+            t = pa.Table.from_batches(parts)
+        else:
+            t = pq.read_schema(self.data_files[0]).empty_table()
+        return t.take(pa.array(np.argsort(order, kind="stable")))   # back to the order asked for
+
     def extra_table(self, name: str) -> pa.Table:
         """A side table shipped with the manifest (e.g. the price recipe's `features`)."""
         p = self.path / f"{name}.parquet"

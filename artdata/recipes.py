@@ -205,10 +205,12 @@ NON_PAINTING_WORDS = ("sculpture", "statue", "statuette", "manuscript", "book", 
                       "medal", "coin", "mask", "sword", "armor", "armour", "jar", "cup")
 
 
+_NON_PAINTING_RE = re.compile(r"(?<![a-z])(" + "|".join(re.escape(w) for w in NON_PAINTING_WORDS)
+                              + r")(?:e?s)?(?![a-z])")
+
+
 def non_painting_flag(*texts) -> str | None:
-    """The first keyword suggesting a non-painting (in title, object name...), or None."""
+    """The first keyword (in NON_PAINTING_WORDS order) suggesting a non-painting, or None."""
     s = " ".join((clean_text(t) or "").lower() for t in texts)
-    for w in NON_PAINTING_WORDS:
-        if re.search(r"(?<![a-z])" + re.escape(w) + r"(?:e?s)?(?![a-z])", s):
-            return w
-    return None
+    found = set(_NON_PAINTING_RE.findall(s))
+    return next((w for w in NON_PAINTING_WORDS if w in found), None)

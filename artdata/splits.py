@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from artdata import ArtdataError
 from artdata.manifest import Manifest, load, write_manifest
@@ -131,7 +132,9 @@ def culture_recipe(df: pd.DataFrame, p: dict, log: StepLog, extra: dict) -> pd.D
     log.add(f"classification in {', '.join(p['classification'])}", df, dropped, label=None)
     df = _usable(df, log)
     rmap = RegionMap.from_file(p["region_map"]) if p["region_map"] else RegionMap.bundled()
-    res = [resolve_culture(c, n, k, rmap) for c, n, k in zip(df["culture"], df["artist_nationality"], df["country"])]
+    memo: dict = {}     # values repeat a lot: resolve each distinct triple once
+    res = [memo[t] if t in memo else memo.setdefault(t, resolve_culture(*t, rmap))
+           for t in zip(df["culture"].fillna(""), df["artist_nationality"].fillna(""), df["country"].fillna(""))]
     df = df.assign(label=[r[0] for r in res], _how=[r[1] for r in res])
     df, dropped = _drop(df, df["label"].notna(), df["_how"])
     log.add("culture from Culture, then Artist Nationality, then Country; regions merged", df, dropped)
@@ -141,7 +144,9 @@ def culture_recipe(df: pd.DataFrame, p: dict, log: StepLog, extra: dict) -> pd.D
         hit = df["source_id"].astype(str).isin(ids) | df["_key"].isin(ids)
         df, dropped = _drop(df, ~hit, "excluded by list")
         log.add(f"exclude ids in {Path(p['exclude']).name}", df, dropped)
-    flags = [non_painting_flag(t, o) for t, o in zip(df["title"], df["object_name"])]
+    fmemo: dict = {}
+    flags = [fmemo[t] if t in fmemo else fmemo.setdefault(t, non_painting_flag(*t))
+             for t in zip(df["title"].fillna(""), df["object_name"].fillna(""))]
     flagged = [{"source_id": s, "title": t, "keyword": f} for s, t, f in zip(df["source_id"], df["title"], flags) if f]
     extra["flagged_for_review"] = flagged
     if p["drop_flagged"]:
@@ -322,11 +327,17 @@ def build_split(home: Home, recipe: str, source: str, name: str | None = None, *
     """Run `recipe` on manifest `source` (NAME[@VERSION]) and write the split manifest."""
     p = resolve_params(recipe, given)
     parent = load(home.manifests, source)
-    df = parent.to_pandas()
-    return split_frame(home, recipe, df, p, parent, name)
+    return split_manifest(home, recipe, parent, p, name)
 
 
-def split_frame(home: Home, recipe: str, df: pd.DataFrame, p: dict, parent: Manifest, name: str | None) -> Manifest:
+# Heavy columns the recipes never look at: they stay in Arrow and are carried over by row index.
+_CARRIED = ("extra", "dimensions", "copyright", "page_url", "image_url", "source_sha256")
+
+
+def split_manifest(home: Home, recipe: str, parent: Manifest, p: dict, name: str | None) -> Manifest:
+    columns = [c for c in pq.read_schema(parent.data_files[0]).names if c not in _CARRIED]
+    df = parent.table(columns=columns).to_pandas()
+    df["_row"] = np.arange(len(df))
     log = StepLog()
     extra: dict = {}
     df = df.assign(_key=df["source"].astype(str) + ":" + df["source_id"].astype(str))
@@ -362,8 +373,13 @@ def split_frame(home: Home, recipe: str, df: pd.DataFrame, p: dict, parent: Mani
     log.add("split", df, label=label_col)
     if multi:
         df = df.assign(label=None)
-    table = conform(pa.Table.from_pandas(df[[c for c in SPLIT_SCHEMA.names if c in df.columns]],
-                                         preserve_index=False))
+    kept = parent.take(df["_row"].to_numpy())
+    kept = kept.drop_columns([c for c in ("label", "labels", "split") if c in kept.column_names])
+    labels = df["labels"].map(lambda v: None if v is None or (isinstance(v, float) and v != v) else list(v))
+    kept = kept.append_column("label", pa.array(df["label"].where(df["label"].notna(), None).tolist(), pa.string()))
+    kept = kept.append_column("labels", pa.array(labels.tolist(), pa.list_(pa.string())))
+    kept = kept.append_column("split", pa.array(df["split"].tolist(), pa.string()))
+    table = conform(kept)
     params_card = {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.items()}
     extra_tables = {}
     if recipe == "price":
