@@ -358,6 +358,96 @@ def import_folder_cmd(
     typer.echo(f"manifest {m.ref} -> {m.path}")
 
 
+# ---------------------------------------------------------------- train
+
+@app.command()
+def train(
+    manifest: Optional[str] = typer.Option(None, help="Split manifest, NAME[@VERSION]."),
+    model: Optional[str] = typer.Option(None, help="artnet | alexnet-like | dept-cnn-small | dept-cnn | tate-cnn | "
+                                                   "vgg-inception | softmax | resnet18 | resnet50 | vgg16_bn | "
+                                                   "alexnet | inception_v3 (the last five need torchvision)."),
+    mode: str = typer.Option("scratch", help="scratch | transfer (frozen backbone) | finetune (train all)."),
+    epochs: int = typer.Option(10, help="Epochs."),
+    batch_size: int = typer.Option(32, help="Batch size (per process)."),
+    lr: float = typer.Option(0.01, help="Learning rate."),
+    optimizer: str = typer.Option("sgd", help="sgd | adam | adamw."),
+    weight_decay: float = typer.Option(0.0, help="L2 weight decay."),
+    scheduler: str = typer.Option("none", help="none | step | plateau | cosine."),
+    image_size: Optional[int] = typer.Option(None, help="Input side [the model's own]."),
+    grayscale: Optional[bool] = typer.Option(None, "--grayscale/--color", help="[the model's own]"),
+    amp: bool = typer.Option(False, help="bf16 autocast."),
+    channels_last: bool = typer.Option(False, help="channels_last memory format."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    workers: int = typer.Option(2, help="Data loading processes."),
+    seed: int = typer.Option(0, help="Seed of shuffling, augmentation and initialisation."),
+    resume: bool = typer.Option(False, help="Continue a killed run from its last checkpoint."),
+    out: Optional[Path] = typer.Option(None, help="Run folder [<home>/runs/<manifest>-<model>]."),
+    weights: Optional[str] = typer.Option(None, help="DEFAULT | none: pretrained zoo weights [DEFAULT unless scratch]."),
+    head: str = typer.Option("linear", help="linear | mlp3 (the culture study's three FC layers)."),
+    head_width: int = typer.Option(256, help="Width of the mlp3 / vgg-inception head."),
+    dropout: float = typer.Option(0.5, help="Dropout in the head."),
+    unfreeze_last: int = typer.Option(0, help="Fine-tune only the last K backbone blocks + head."),
+    init_head: Optional[Path] = typer.Option(None, help="A transfer run whose head initialises this one."),
+    no_feature_cache: bool = typer.Option(False, help="transfer: run the frozen backbone every epoch."),
+    no_augment: bool = typer.Option(False, help="No random crop / flip."),
+    config: Optional[Path] = typer.Option(None, help="JSON or TOML file with these options (flags override it)."),
+    home: Optional[Path] = HomeOpt,
+):
+    """Train a classifier on a split manifest (CPU here, GPU when present, torchrun for several)."""
+    import dataclasses
+    import logging
+    from artdata.train.loop import TrainArgs, load_config, main as train_main
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    ctx = click_context()
+    values = load_config(str(config)) if config else {}
+    given = dict(manifest=manifest, model=model, mode=mode, epochs=epochs, batch_size=batch_size, lr=lr,
+                 optimizer=optimizer, weight_decay=weight_decay, scheduler=scheduler, image_size=image_size,
+                 grayscale=grayscale, amp=amp, channels_last=channels_last, device=device, workers=workers, seed=seed,
+                 resume=resume, out=str(out) if out else None, weights=weights, head=head, head_width=head_width,
+                 dropout=dropout, unfreeze_last=unfreeze_last, init_head=str(init_head) if init_head else None,
+                 feature_cache=not no_feature_cache, augment=not no_augment, home=str(home) if home else None)
+    for k, v in given.items():   # flags given on the command line win over the file
+        if k not in values or _given_on_command_line(ctx, k):
+            values[k] = v
+    if not values.get("manifest") or not values.get("model"):
+        raise ArtdataError("train needs --manifest and --model (or a --config file naming them)")
+    result = train_main(TrainArgs(**{k: v for k, v in values.items() if k in {f.name for f in dataclasses.fields(TrainArgs)}}))
+    if result:
+        line = ", ".join(f"{k} {result[k]:.3f}" for k in ("test_top1", "test_top3", "val_top1") if k in result)
+        typer.echo(f"run {result['out']}: {line}")
+
+
+def click_context():
+    import typer.core  # noqa: F401
+    try:
+        from typer._click.globals import get_current_context  # typer >= 0.20 vendors click
+    except ImportError:
+        from click import get_current_context
+    return get_current_context(silent=True)
+
+
+def _given_on_command_line(ctx, name: str) -> bool:
+    if ctx is None:
+        return True
+    try:
+        src = ctx.get_parameter_source(name)
+    except (AttributeError, KeyError):
+        return True
+    return src is not None and getattr(src, "name", str(src)) == "COMMANDLINE"
+
+
+@app.command()
+def evaluate(run: Path = typer.Argument(..., help="A training run folder."),
+             split: str = typer.Option("test", help="train | val | test."),
+             device: str = typer.Option("auto", help="auto | cpu | cuda."),
+             home: Optional[Path] = HomeOpt):
+    """Evaluate a run's best checkpoint on a split (writes eval-<split>.json in the run)."""
+    from artdata.train.loop import evaluate_run
+    r = evaluate_run(str(run), split, str(home) if home else None, device)
+    typer.echo(f"{run} on {split}: top1 {r['top1']:.3f}" + (f", top3 {r['top3']:.3f}" if "top3" in r else "")
+               + f" ({r['count']} images)")
+
+
 # ---------------------------------------------------------------- mirror, demo
 
 @mirror_app.command("serve")

@@ -194,6 +194,21 @@ def _process_file_and_store(path: str, cfg: ImageConfig, root: str) -> ImageResu
     return _process_and_store(data, cfg, root)
 
 
+def _worker_init(parent: int) -> None:
+    """Pool workers leave Ctrl-C to the parent, and exit when the parent is gone (even SIGKILLed)."""
+    import signal
+    import threading
+    import time
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch():
+        while True:
+            if os.getppid() != parent:
+                os._exit(0)
+            time.sleep(0.5)
+    threading.Thread(target=watch, daemon=True).start()
+
+
 class ImagePool:
     """Process images on all cores, writing results straight into the store.
 
@@ -204,8 +219,8 @@ class ImagePool:
     def __init__(self, store: ImageStore, cfg: ImageConfig, workers: int | None = None):
         self.store, self.cfg = store, cfg
         self.workers = (os.cpu_count() or 1) if workers is None else workers
-        self._ex: Executor = (ProcessPoolExecutor(self.workers) if self.workers > 0
-                              else ThreadPoolExecutor(1))
+        self._ex: Executor = (ProcessPoolExecutor(self.workers, initializer=_worker_init, initargs=(os.getpid(),))
+                              if self.workers > 0 else ThreadPoolExecutor(1))
 
     def submit(self, data: bytes):
         return self._ex.submit(_process_and_store, data, self.cfg, str(self.store.root))

@@ -262,3 +262,7 @@ def test_resume_after_sigkill(home, tmp_path):
         # in-flight ids at the kill may have been asked twice; nothing else
         twice = [i for i, n in asked_after.items() if n > 1]
         assert len(twice) <= 8
+    # the killed run's image workers noticed and went away: no process of it is left
+    time.sleep(1.5)
+    left = subprocess.run(["pgrep", "-f", "--", f"--home {home.root}"], capture_output=True, text=True).stdout.split()
+    assert left == []

@@ -1,0 +1,17 @@
+"""The demo's training stage: a small CNN on the demo's medium split, on the CPU."""
+from __future__ import annotations
+
+
+def demo_stage(home, results: dict, quick: bool = False) -> None:
+    from artdata.console import console
+    from artdata.train.loop import TrainArgs, main
+    m = results.get("split_medium")
+    if m is None:
+        return
+    console.rule("[bold]5. train tate-cnn on the medium split (CPU)")
+    args = TrainArgs(manifest=m.ref, model="tate-cnn", epochs=3 if quick else 8, image_size=64, batch_size=32,
+                     lr=0.05, workers=0, home=str(home.root), out=str(home.runs / "demo-medium-tate-cnn"))
+    final = main(args)
+    results["run"] = home.runs / "demo-medium-tate-cnn"
+    console.print(f"  test top-1 {final.get('test_top1', float('nan')):.3f}, top-3 "
+                  f"{final.get('test_top3', float('nan')):.3f} -> {final['out']}")
