@@ -422,8 +422,8 @@ def demo_stage(home: Home, results: dict, quick: bool = False) -> None:
         console.print(f"  medium: {m.ref} classes {m.card['counts']['by_class']} -> {m.path}")
     met = results.get("met")
     if met is not None:
-        m = build_split(home, "department", met.ref, name="demo-department",
-                        departments=("Musical Instruments", "Medieval Art", "Arms and Armor", "Islamic Art"),
-                        min_count=5)
+        ok = met.to_pandas(columns=["department", "status"])
+        top4 = tuple(top_n(ok[ok.status == "ok"]["department"].dropna(), 4))
+        m = build_split(home, "department", met.ref, name="demo-department", departments=top4, min_count=5)
         results["split_department"] = m
         console.print(f"  department: {m.ref} classes {m.card['counts']['by_class']} -> {m.path}")
