@@ -437,6 +437,41 @@ def _given_on_command_line(ctx, name: str) -> bool:
 
 
 @app.command()
+def tune(
+    manifest: str = typer.Option(..., help="Split manifest, NAME[@VERSION]."),
+    model: str = typer.Option(..., help="Model to tune (see `artdata train --help`)."),
+    trials: int = typer.Option(10, min=1, help="Random trials."),
+    params: str = typer.Option("lr,dropout,head_width", help="What to search: lr, dropout, head_width, weight_decay."),
+    mode: str = typer.Option("scratch", help="scratch | transfer | finetune."),
+    epochs: int = typer.Option(5, help="Epochs per trial."),
+    optimizer: str = typer.Option("adam", help="sgd | adam | adamw."),
+    image_size: Optional[int] = typer.Option(None, help="Input side [the model's own]."),
+    batch_size: int = typer.Option(32, help="Batch size."),
+    workers: int = typer.Option(2, help="Data loading processes."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    seed: int = typer.Option(0, help="Seed of the search."),
+    out: Optional[Path] = typer.Option(None, help="Folder of the trials [<home>/runs/<manifest>-<model>-tune]."),
+    home: Optional[Path] = HomeOpt,
+):
+    """Random search over learning rate, dropout, head width...: each trial a normal run, best one named."""
+    import logging
+    from artdata.paths import Home
+    from artdata.train.loop import TrainArgs
+    from artdata.train.tune import tune as run_tune
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    base = TrainArgs(manifest=manifest, model=model, mode=mode, epochs=epochs, optimizer=optimizer,
+                     image_size=image_size, batch_size=batch_size, workers=workers, device=device, seed=seed,
+                     home=str(home) if home else None)
+    base.validate()
+    folder = out or Home.resolve(home).runs / f"{manifest.split('@')[0]}-{model}-tune"
+    res = run_tune(base, trials, Path(folder), tuple(p.strip() for p in params.split(",") if p.strip()), seed)
+    for r in res["trials"]:
+        typer.echo("  " + "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()
+                                    if k != "run"))
+    typer.echo(f"best: trial {res['best']['trial']} (val top-1 {res['best']['val_top1']:.3f}) -> {res['best']['run']}")
+
+
+@app.command()
 def evaluate(run: Path = typer.Argument(..., help="A training run folder."),
              split: str = typer.Option("test", help="train | val | test."),
              device: str = typer.Option("auto", help="auto | cpu | cuda."),

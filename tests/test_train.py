@@ -214,3 +214,29 @@ def test_cli_train_and_bad_flag(gen_home, tmp_path):
     resolved = json.loads((tmp_path / "r" / "config.json").read_text())
     assert resolved["epochs"] == 2 and resolved["model"] == "dept-cnn-small" and resolved["grayscale"] is True
     assert resolved["image_size"] == 48
+
+
+def test_tune_random_search(gen_home, tmp_path):
+    from typer.testing import CliRunner
+    from artdata.cli import app
+    r = CliRunner().invoke(app, ["tune", "--manifest", "gen", "--model", "vgg-inception", "--trials", "2",
+                                 "--epochs", "1", "--image-size", "48", "--workers", "0", "--out", str(tmp_path / "t"),
+                                 "--home", str(gen_home.root)])
+    assert r.exit_code == 0, r.output
+    rows = json.loads((tmp_path / "t" / "trials.json").read_text())
+    assert len(rows) == 2 and rows[0]["lr"] != rows[1]["lr"]
+    assert all((Path(x["run"]) / "final.json").is_file() for x in rows)
+    best = json.loads((tmp_path / "t" / "best.json").read_text())
+    assert best["val_top1"] == max(x["val_top1"] for x in rows)
+    r = CliRunner().invoke(app, ["tune", "--manifest", "gen", "--model", "tate-cnn", "--params", "momentum",
+                                 "--home", str(gen_home.root)])
+    assert r.exit_code == 1 and "cannot search momentum" in r.output
+
+
+def test_unfreeze_last_from_transfer_head(gen_home, tmp_path):
+    main(_args(gen_home, model="vgg-inception", mode="transfer", epochs=2, out=str(tmp_path / "t")))
+    final = main(_args(gen_home, model="vgg-inception", mode="finetune", unfreeze_last=2, epochs=1,
+                       init_head=str(tmp_path / "t"), out=str(tmp_path / "u")))
+    cfg = json.loads((tmp_path / "u" / "config.json").read_text())
+    assert 0 < cfg["trainable_parameters"] < cfg["parameters"]
+    assert "test_top1" in final
