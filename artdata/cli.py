@@ -49,6 +49,18 @@ HomeOpt = typer.Option(None, "--home", envvar="ARTDATA_HOME",
                        help="Folder for manifests, images, harvest journals and runs [default: ./artdata-home].")
 
 
+# Options shared by the commands that fetch (crawl met, crawl tate, manifests materialize).
+MetadataOnlyOpt = typer.Option(False, help="Records only; fetch images later with `manifests materialize`.")
+RetryFailedOpt = typer.Option(False, help="Retry only the records that failed last time.")
+RateOpt = typer.Option(5.0, help="Requests per second per host, at most.")
+ConcurrencyOpt = typer.Option(8, help="Requests in flight at once.")
+UserAgentOpt = typer.Option(None, help="Override the identifying User-Agent.")
+RetriesOpt = typer.Option(4, help="Retries of a transient failure.")
+TimeoutOpt = typer.Option(30.0, help="Seconds before a request times out.")
+BlockPauseOpt = typer.Option(30.0, help="First pause (s) after a block without Retry-After.")
+WorkersOpt = typer.Option(None, help="Image processes [default: all cores].")
+
+
 def _home(home: Optional[Path]):
     from artdata.paths import Home
     return Home.resolve(home)
@@ -106,17 +118,17 @@ def crawl_met(
                                                        "MetObjects.csv/.parquet, filtered locally first."),
     limit: Optional[int] = typer.Option(None, min=1, help="Harvest at most this many ids."),
     image_size: int = typer.Option(256, help="Shorter side of stored images, in pixels."),
-    metadata_only: bool = typer.Option(False, help="Records only; fetch images later with `manifests materialize`."),
-    retry_failed: bool = typer.Option(False, help="Retry only the records that failed last time."),
+    metadata_only: bool = MetadataOnlyOpt,
+    retry_failed: bool = RetryFailedOpt,
     api_base: str = typer.Option("https://collectionapi.metmuseum.org/public/collection/v1",
                                  help="Any Met-compatible API (e.g. the mirror)."),
-    rate: float = typer.Option(5.0, help="Requests per second per host, at most."),
-    concurrency: int = typer.Option(8, help="Requests in flight at once."),
-    user_agent: Optional[str] = typer.Option(None, help="Override the identifying User-Agent."),
-    retries: int = typer.Option(4, help="Retries of a transient failure."),
-    timeout: float = typer.Option(30.0, help="Seconds before a request times out."),
-    block_pause: float = typer.Option(30.0, help="First pause (s) after a block without Retry-After."),
-    workers: Optional[int] = typer.Option(None, help="Image processes [default: all cores]."),
+    rate: float = RateOpt,
+    concurrency: int = ConcurrencyOpt,
+    user_agent: Optional[str] = UserAgentOpt,
+    retries: int = RetriesOpt,
+    timeout: float = TimeoutOpt,
+    block_pause: float = BlockPauseOpt,
+    workers: Optional[int] = WorkersOpt,
     name: str = typer.Option("met", help="Manifest name."),
     home: Optional[Path] = HomeOpt,
 ):
@@ -149,15 +161,15 @@ def crawl_tate(
     image_base: Optional[str] = typer.Option(None, help="Replace http://www.tate.org.uk in image URLs (a mirror)."),
     image_size: int = typer.Option(256, help="Shorter side of stored images; picks the rendition (_8/_9/_10)."),
     limit: Optional[int] = typer.Option(None, min=1, help="Harvest at most this many works."),
-    metadata_only: bool = typer.Option(False, help="Records only; fetch images later with `manifests materialize`."),
-    retry_failed: bool = typer.Option(False, help="Retry only the records that failed last time."),
-    rate: float = typer.Option(5.0, help="Requests per second per host, at most."),
-    concurrency: int = typer.Option(8, help="Requests in flight at once."),
-    user_agent: Optional[str] = typer.Option(None, help="Override the identifying User-Agent."),
-    retries: int = typer.Option(4, help="Retries of a transient failure."),
-    timeout: float = typer.Option(30.0, help="Seconds before a request times out."),
-    block_pause: float = typer.Option(30.0, help="First pause (s) after a block without Retry-After."),
-    workers: Optional[int] = typer.Option(None, help="Image processes [default: all cores]."),
+    metadata_only: bool = MetadataOnlyOpt,
+    retry_failed: bool = RetryFailedOpt,
+    rate: float = RateOpt,
+    concurrency: int = ConcurrencyOpt,
+    user_agent: Optional[str] = UserAgentOpt,
+    retries: int = RetriesOpt,
+    timeout: float = TimeoutOpt,
+    block_pause: float = BlockPauseOpt,
+    workers: Optional[int] = WorkersOpt,
     name: str = typer.Option("tate", help="Manifest name."),
     home: Optional[Path] = HomeOpt,
 ):
@@ -252,9 +264,9 @@ def manifests_materialize(
     image_base: Optional[str] = typer.Option(None, help="Rewrite image URLs' scheme://host to this (a mirror)."),
     image_size: Optional[int] = typer.Option(None, help="Shorter side for images not fetched yet "
                                                         "[default: the harvest's]."),
-    rate: float = typer.Option(5.0, help="Requests per second per host, at most."),
-    concurrency: int = typer.Option(8, help="Requests in flight at once."),
-    workers: Optional[int] = typer.Option(None, help="Image processes [default: all cores]."),
+    rate: float = RateOpt,
+    concurrency: int = ConcurrencyOpt,
+    workers: Optional[int] = WorkersOpt,
     home: Optional[Path] = HomeOpt,
 ):
     """Fetch every image of a manifest into the local store and check its sha256 (resumable)."""
@@ -342,7 +354,7 @@ def import_folder_cmd(
     folder: Path = typer.Argument(..., help="A folder with one sub-folder of images per class."),
     name: str = typer.Option(..., help="Manifest name."),
     image_size: int = typer.Option(512, help="Shorter side of stored images."),
-    workers: Optional[int] = typer.Option(None, help="Image processes [default: all cores]."),
+    workers: Optional[int] = WorkersOpt,
     home: Optional[Path] = HomeOpt,
 ):
     """Turn a class-per-folder image collection (Pandora18k, WikiArt style) into a manifest."""
