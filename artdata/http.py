@@ -224,24 +224,25 @@ class PoliteClient:
         budget = self.budget(url)
         blocked_since = None
         while True:
-            async with self._sem:
-                epoch, probe = await budget.acquire()
-                try:
+            # the host's budget first: a request waiting for its host must not hold an in-flight slot
+            epoch, probe = await budget.acquire()
+            try:
+                async with self._sem:
                     resp = await self._client.get(url)
-                    self.stats.requests += 1
-                    self.stats.by_status[resp.status_code] = self.stats.by_status.get(resp.status_code, 0) + 1
-                except httpx.TimeoutException:
-                    budget.on_other(probe)
-                    raise _Transient("timed out") from None
-                except httpx.RemoteProtocolError as exc:
-                    budget.on_other(probe)
-                    raise _Transient(f"connection broke off (truncated body?): {exc}") from None
-                except httpx.TransportError as exc:
-                    budget.on_other(probe)
-                    raise _Transient(f"network error: {exc or type(exc).__name__}") from None
-                except BaseException:
-                    budget.on_other(probe)
-                    raise
+                self.stats.requests += 1
+                self.stats.by_status[resp.status_code] = self.stats.by_status.get(resp.status_code, 0) + 1
+            except httpx.TimeoutException:
+                budget.on_other(probe)
+                raise _Transient("timed out") from None
+            except httpx.RemoteProtocolError as exc:
+                budget.on_other(probe)
+                raise _Transient(f"connection broke off (truncated body?): {exc}") from None
+            except httpx.TransportError as exc:
+                budget.on_other(probe)
+                raise _Transient(f"network error: {exc or type(exc).__name__}") from None
+            except BaseException:      # cancelled (Ctrl-C) while waiting or fetching: release the probe
+                budget.on_other(probe)
+                raise
             if is_block(resp):
                 self.stats.blocks += 1
                 pause = budget.on_block(epoch, probe, _retry_after(resp.headers.get("retry-after")))
