@@ -186,6 +186,33 @@ def crawl_tate(
     _run_harvest(src, cfg, _home(home), "tate")
 
 
+@crawl_app.command("urls")
+def crawl_urls(
+    path: Path = typer.Argument(..., help="Image URLs: one per line, or a .csv/.parquet with a url column."),
+    column: str = typer.Option("url", help="Column of the URLs in a table."),
+    image_size: int = typer.Option(256, help="Shorter side of stored images, in pixels."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Harvest at most this many URLs."),
+    retry_failed: bool = RetryFailedOpt,
+    rate: float = RateOpt,
+    concurrency: int = ConcurrencyOpt,
+    user_agent: Optional[str] = UserAgentOpt,
+    retries: int = RetriesOpt,
+    timeout: float = TimeoutOpt,
+    block_pause: float = BlockPauseOpt,
+    workers: Optional[int] = WorkersOpt,
+    name: str = typer.Option("urls", help="Manifest name."),
+    home: Optional[Path] = HomeOpt,
+):
+    """Harvest a plain list of image URLs (no metadata) into a manifest."""
+    from artdata.harvest import HarvestConfig
+    from artdata.images import ImageConfig
+    from artdata.sources.urls import UrlListSource
+    cfg = HarvestConfig(manifest=name, image=ImageConfig(size=image_size),
+                        client=_client_cfg(rate, concurrency, user_agent, retries, timeout, block_pause),
+                        retry_failed=retry_failed, limit=limit, workers=workers)
+    _run_harvest(UrlListSource(str(path), column), cfg, _home(home), "urls")
+
+
 # ---------------------------------------------------------------- manifests
 
 @manifests_app.command("list")

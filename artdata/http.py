@@ -184,8 +184,8 @@ class PoliteClient:
         self.on_pause = None   # optional callback(host, seconds) for progress displays
 
     async def __aenter__(self):
-        limits = httpx.Limits(max_connections=self.cfg.concurrency * 2,
-                              max_keepalive_connections=self.cfg.concurrency * 2)
+        # no larger than needed: httpcore checks every pooled connection on each request
+        limits = httpx.Limits(max_connections=self.cfg.concurrency, max_keepalive_connections=self.cfg.concurrency)
         self._client = httpx.AsyncClient(timeout=self.cfg.timeout, limits=limits, follow_redirects=True,
                                          headers={"User-Agent": self.cfg.user_agent})
         return self

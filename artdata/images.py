@@ -216,11 +216,16 @@ class ImagePool:
     With workers=0 it runs in-thread (for debugging and tiny jobs).
     """
 
-    def __init__(self, store: ImageStore, cfg: ImageConfig, workers: int | None = None):
+    def __init__(self, store: ImageStore, cfg: ImageConfig, workers: int | None = None, kind: str | None = None):
         self.store, self.cfg = store, cfg
         self.workers = (os.cpu_count() or 1) if workers is None else workers
-        self._ex: Executor = (ProcessPoolExecutor(self.workers, initializer=_worker_init, initargs=(os.getpid(),))
-                              if self.workers > 0 else ThreadPoolExecutor(1))
+        self.kind = kind or os.environ.get("ARTDATA_IMAGE_POOL", "process")
+        if self.kind not in ("thread", "process"):
+            raise ArtdataError(f"image pool kind must be 'thread' or 'process', not {self.kind!r}")
+        if self.workers > 0 and self.kind == "process":
+            self._ex: Executor = ProcessPoolExecutor(self.workers, initializer=_worker_init, initargs=(os.getpid(),))
+        else:
+            self._ex = ThreadPoolExecutor(max(1, self.workers), thread_name_prefix="artdata-image")
 
     def submit(self, data: bytes):
         return self._ex.submit(_process_and_store, data, self.cfg, str(self.store.root))

@@ -1,0 +1,148 @@
+"""Harvest throughput: artdata vs img2dataset on the same 5,000 URLs, and the machine's ceiling.
+
+    python bench/harvest_bench.py --images 5000 --img2dataset /tmp/i2d/bin/img2dataset
+
+1. Renders N distinct 1024x768 JPEGs (~250 KB each, the mirror's renderer) into bench/out/src/.
+2. Serves them from the loopback mirror (faults and rate limits off) at /bench/<n>.jpg.
+3. Runs `artdata crawl urls` (256 px shorter side, JPEG q90, all cores) and img2dataset
+   (`--resize_mode keep_ratio --image_size 256 --encode_quality 90 --output_format files`,
+   2 processes) on the same URL list, each in its own process tree, measuring wall time and the
+   peak summed RSS of the tree (sampled every 0.1 s from /proc).
+4. The ceiling: decode + resize + encode of the same files on all cores, no network
+   (`artdata.images.process_image` in a process pool).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+from artdata.images import ImageConfig, process_image
+from artdata.mirror import Mirror, Response, render_jpeg
+
+OUT = Path(__file__).resolve().parent / "out"
+LABELS = ["Dutch", "French", "Italian", "Chinese", "Japanese"]
+
+
+def _render(i: int) -> None:
+    p = OUT / "src" / f"{i:05d}.jpg"
+    if not p.exists():
+        tmp = p.with_suffix(".part")
+        tmp.write_bytes(render_jpeg(f"bench-{i}", LABELS[i % 5], (1024, 768), "", 88, 18))
+        os.replace(tmp, p)
+
+
+def tree_rss(pid: int) -> int:
+    """Summed RSS (bytes) of pid and all its descendants."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{d}/statm") as fh:
+                rss[int(d)] = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            children.setdefault(ppid, []).append(int(d))
+        except (OSError, ValueError, IndexError):
+            continue
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += rss.get(p, 0)
+        todo += children.get(p, [])
+    return total
+
+
+def measured(cmd: list[str], cwd=None) -> tuple[float, int, str]:
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], tree_rss(proc.pid))
+            time.sleep(0.1)
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    out, _ = proc.communicate(timeout=3600)
+    wall = time.perf_counter() - t0
+    done.set()
+    th.join()
+    if proc.returncode:
+        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}):\n{out[-3000:]}")
+    return wall, peak[0], out
+
+
+def _ceiling_one(path: str) -> bool:
+    return process_image(Path(path).read_bytes(), ImageConfig(size=256, quality=90)).status == "ok"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--images", type=int, default=5000)
+    ap.add_argument("--img2dataset", default="/tmp/i2d/bin/img2dataset")
+    ap.add_argument("--concurrency", type=int, default=8)
+    a = ap.parse_args()
+    (OUT / "src").mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with Pool(os.cpu_count()) as pool:
+        pool.map(_render, range(a.images), chunksize=50)
+    files = [OUT / "src" / f"{i:05d}.jpg" for i in range(a.images)]
+    size = sum(f.stat().st_size for f in files)
+    print(f"{a.images} source images, mean {size / a.images / 1e3:.0f} KB (ready in {time.perf_counter() - t0:.0f}s)")
+
+    results = {"images": a.images, "mean_source_kb": size / a.images / 1e3, "cores": os.cpu_count()}
+    # the ceiling: no network
+    t0 = time.perf_counter()
+    with Pool(os.cpu_count()) as pool:
+        ok = sum(pool.map(_ceiling_one, [str(f) for f in files], chunksize=20))
+    results["ceiling_images_per_s"] = ok / (time.perf_counter() - t0)
+    print(f"ceiling (decode+resize+encode, {os.cpu_count()} processes): {results['ceiling_images_per_s']:.0f} images/s")
+
+    def serve(m, path, q):
+        name = path.rsplit("/", 1)[-1]
+        p = OUT / "src" / name
+        return Response(200, p.read_bytes(), "image/jpeg") if p.is_file() else Response(404, b"", "text/plain")
+
+    with Mirror() as m:
+        m.add_route("media", "/bench/", serve)
+        urls = OUT / "urls.txt"
+        urls.write_text("".join(f"{m.media_base}/bench/{i:05d}.jpg\n" for i in range(a.images)))
+        home = OUT / "artdata-home"
+        shutil.rmtree(home, ignore_errors=True)
+        wall, rss, out = measured([sys.executable, "-m", "artdata", "crawl", "urls", str(urls), "--image-size", "256",
+                                   "--rate", "100000", "--concurrency", str(a.concurrency), "--home", str(home)])
+        ok = sum(1 for _ in (home / "images").rglob("*.jpg"))
+        results["artdata"] = {"wall_s": wall, "peak_rss_mb": rss / 2**20, "ok": ok, "images_per_s": ok / wall}
+        print(f"artdata:     {ok} images in {wall:.1f}s = {ok / wall:.0f} images/s, peak RSS {rss / 2**20:.0f} MB")
+        if Path(a.img2dataset).exists():
+            dest = OUT / "img2dataset-out"
+            shutil.rmtree(dest, ignore_errors=True)
+            wall, rss, out = measured([a.img2dataset, "--url_list", str(urls), "--input_format", "txt",
+                                       "--output_folder", str(dest), "--output_format", "files",
+                                       "--image_size", "256", "--resize_mode", "keep_ratio", "--encode_quality", "90",
+                                       "--processes_count", str(os.cpu_count()), "--thread_count", str(a.concurrency),
+                                       "--timeout", "30", "--retries", "0", "--enable_wandb", "False"])
+            ok = sum(1 for _ in dest.rglob("*.jpg"))
+            results["img2dataset"] = {"wall_s": wall, "peak_rss_mb": rss / 2**20, "ok": ok, "images_per_s": ok / wall}
+            print(f"img2dataset: {ok} images in {wall:.1f}s = {ok / wall:.0f} images/s, peak RSS {rss / 2**20:.0f} MB")
+    ours = results["artdata"]["images_per_s"]
+    print(f"artdata / ceiling: {ours / results['ceiling_images_per_s']:.2f}")
+    if "img2dataset" in results:
+        print(f"artdata / img2dataset: {ours / results['img2dataset']['images_per_s']:.2f}x images/s, "
+              f"RSS {results['artdata']['peak_rss_mb'] / results['img2dataset']['peak_rss_mb']:.2f}x")
+    (OUT / "harvest_bench.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
