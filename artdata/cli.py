@@ -213,6 +213,43 @@ def crawl_urls(
     _run_harvest(UrlListSource(str(path), column), cfg, _home(home), "urls")
 
 
+@crawl_app.command("findartinfo")
+def crawl_findartinfo(
+    letters: str = typer.Option("A", help="Artist index letters, comma-separated (A,B,C)."),
+    artist_url: Optional[str] = typer.Option(None, help="Crawl only these artists' price lists (URLs, comma-separated)."),
+    max_pages: Optional[int] = typer.Option(None, min=1, help="Follow at most this many pages of each pager."),
+    pictures_only: bool = typer.Option(False, help="Only sales that have a picture (the has-art-work lists)."),
+    base_url: str = typer.Option("https://www.findartinfo.com", help="The site, or the mirror."),
+    metadata_only: bool = MetadataOnlyOpt,
+    image_size: int = typer.Option(256, help="Shorter side of stored images."),
+    http_cache: bool = typer.Option(False, help="Cache HTTP answers on disk (development)."),
+    concurrency: Optional[int] = typer.Option(None, help="Requests in flight per domain [4]."),
+    delay: Optional[float] = typer.Option(None, help="Seconds between requests to the site [0.25, AutoThrottle adapts]."),
+    redis_url: Optional[str] = typer.Option(None, help="Share the crawl between machines through scrapy-redis."),
+    name: str = typer.Option("findartinfo", help="Manifest name."),
+    home: Optional[Path] = HomeOpt,
+):
+    """Crawl findartinfo auction prices (Scrapy): artist index -> price lists -> sale pages -> manifest.
+
+    Log-in for the paid details: set FINDARTINFO_USER and FINDARTINFO_PASSWORD in the environment."""
+    from artdata.console import console
+    from artdata.spiders.run import run_crawl
+    res = run_crawl(_home(home), base_url=base_url.rstrip("/"), letters=letters, artist_url=artist_url,
+                    max_pages=max_pages, pictures_only=pictures_only, images=not metadata_only, image_size=image_size,
+                    http_cache=http_cache, manifest=name, redis_url=redis_url, concurrency=concurrency, delay=delay)
+    st = res["stats"]
+    drops = {k.split("/", 2)[2]: v for k, v in st.items() if k.startswith("artdata/dropped/")}
+    console.print(f"findartinfo: {st.get('response_received_count', 0)} pages, {st.get('item_scraped_count', 0)} items, "
+                  f"images ok {st.get('artdata/images/ok', 0)} failed {st.get('artdata/images/failed', 0)}, "
+                  f"finished: {res['finish_reason']}")
+    if drops:
+        console.print("  dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(drops.items())))
+    if res["finish_reason"] != "finished":
+        console.print("[yellow]Interrupted.[/yellow] Run the same command again to resume.")
+    if res["manifest"]:
+        typer.echo(f"manifest {res['manifest']}")
+
+
 # ---------------------------------------------------------------- manifests
 
 @manifests_app.command("list")
@@ -561,8 +598,7 @@ def _full_mirror(m):
 
 
 def _extra_mirror_lines(m):
-    base = getattr(m, "findartinfo_base", None)
-    return [f"findartinfo: {base}"] if base else []
+    return [f"findartinfo: {m.base('api')} (e.g. /english/A/browse-by-artist.html)"] if hasattr(m, "findartinfo") else []
 
 
 @app.command()

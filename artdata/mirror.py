@@ -280,11 +280,18 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):  # quiet
         pass
 
+    def do_POST(self):  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        self._answer(self.rfile.read(length) if length else b"")
+
     def do_GET(self):  # noqa: N802
+        self._answer(None)
+
+    def _answer(self, body: bytes | None):
         mirror: Mirror = self.server.mirror  # type: ignore[attr-defined]
         role: str = self.server.role  # type: ignore[attr-defined]
         try:
-            resp = mirror.handle(role, self.path)
+            resp = mirror.handle(role, self.path, headers=dict(self.headers.items()), body=body)
         except Exception as exc:  # a bug in a route must not hang the client
             resp = Response(500, f"mirror error: {exc}".encode(), "text/plain")
         if resp.delay:
@@ -421,10 +428,14 @@ class Mirror:
                 return True
         return False
 
-    def handle(self, role: str, raw_path: str) -> Response:
+    def handle(self, role: str, raw_path: str, headers: dict | None = None, body: bytes | None = None) -> Response:
+        """Answer one request. Routes get the query with two extra keys: `_headers` (request
+        headers) and `_body` (the POST body, None for GET)."""
         now = time.monotonic()
         parts = urlsplit(raw_path)
         path, query = parts.path, parse_qs(parts.query)
+        query["_headers"] = {k.lower(): v for k, v in (headers or {}).items()}
+        query["_body"] = body
         f = self.faults
         if self._check_block(role, now):
             resp = Response(403, BLOCK_PAGE, "text/html")

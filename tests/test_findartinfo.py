@@ -1,0 +1,319 @@
+"""findartinfo: parsers, spider callbacks on saved pages, each pipeline alone, full crawls of the mirror."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from scrapy.exceptions import DropItem
+from scrapy.http import HtmlResponse, Request
+from scrapy.utils.test import get_crawler
+
+from artdata.manifest import load
+from artdata.mirror import Faults, Mirror
+from artdata.paths import Home
+from artdata.spiders import parsing as P
+from artdata.spiders.items import SaleItem
+from artdata.spiders.mirror_routes import NO_DATING_SALE, SHIFTED_SALE, FindartinfoSite, attach
+from artdata.spiders.pipelines import (CleanPipeline, DedupePipeline, ManifestPipeline, ValidatePipeline, to_record)
+from artdata.spiders.spiders.findartinfo import FindartinfoSpider
+
+FIX = Path(__file__).parent / "fixtures" / "findartinfo"
+BASE = "https://www.findartinfo.com"
+
+
+# ---------------------------------------------------------------- parsers
+
+@pytest.mark.parametrize("text,amount,currency,unsold", [
+    ("12,000 USD", 12000, "USD", False), ("1.200 EUR", 1200, "EUR", False), ("£3,400", 3400, "GBP", False),
+    ("Unsold", None, None, True), ("$ 950", 950, "USD", False), ("1.200,50 EUR", 1200.5, "EUR", False),
+    ("3,400.75 USD", 3400.75, "USD", False), ("bought in", None, None, True), ("", None, None, None),
+    ("CHF 2'500", 2500, "CHF", False),
+])
+def test_parse_price(text, amount, currency, unsold):
+    assert P.parse_price(text) == {"amount": amount, "currency": currency, "unsold": unsold}
+
+
+def test_parse_estimate():
+    assert P.parse_estimate("1,000 - 1,500 USD") == {"low": 1000, "high": 1500, "currency": "USD"}
+    assert P.parse_estimate("£2,000 - £3,000") == {"low": 2000, "high": 3000, "currency": "GBP"}
+    assert P.parse_estimate("7.200 - 10.800 EUR") == {"low": 7200, "high": 10800, "currency": "EUR"}
+    assert P.parse_estimate("500 USD") == {"low": 500, "high": 500, "currency": "USD"}
+    assert P.parse_estimate("") == {"low": None, "high": None, "currency": None}
+
+
+@pytest.mark.parametrize("text,out", [
+    ("65 x 81 cm", {"height": 65, "width": 81, "unit": "cm"}),
+    ("25 1/2 x 32 in.", {"height": 25.5, "width": 32, "unit": "in"}),
+    ("65.5 x 81,2 cm", {"height": 65.5, "width": 81.2, "unit": "cm"}),
+    ("12 x 9 inches", {"height": 12, "width": 9, "unit": "in"}),
+    ("", {"height": None, "width": None, "unit": None}),
+])
+def test_parse_size(text, out):
+    assert P.parse_size(text) == out
+
+
+@pytest.mark.parametrize("text,year", [
+    ("c. 1900", 1900), ("1890s", 1895), ("19th century", 1850), ("early 20th century", 1915),
+    ("late 18th century", 1785), ("1880-1890", 1885), ("circa 1650", 1650), ("", None), ("undated", None),
+])
+def test_approximate_year(text, year):
+    assert P.approximate_year(text) == year
+
+
+@pytest.mark.parametrize("text,value", [("Signed", True), ("Not signed", False), ("Yes", True), ("No", False),
+                                        ("Unsigned", False), ("signed lower right", True), ("", None)])
+def test_yes_no(text, value):
+    assert P.parse_yes_no(text) == value
+
+
+def test_dates_and_life():
+    assert P.parse_date("05 Jun 2016") == "2016-06-05" and P.parse_date("2014-07-20") == "2014-07-20"
+    assert P.parse_date("Oil on canvas") is None
+    assert P.parse_life("(1840 - 1926)") == (1840, 1926) and P.parse_life("(b. 1950)") == (1950, None)
+
+
+# ---------------------------------------------------------------- spider callbacks on saved pages
+
+def page(name, url):
+    return HtmlResponse(url=url, body=(FIX / name).read_bytes(), encoding="utf-8", request=Request(url))
+
+
+def spider(**kw):
+    s = FindartinfoSpider(base_url=BASE, **kw)
+    s.crawler = get_crawler(FindartinfoSpider)
+    return s
+
+
+def test_parse_index_follows_artists_and_pager():
+    out = list(spider().parse_index(page("index_A_1.html", f"{BASE}/english/A/browse-by-artist.html"), page=1))
+    urls = [r.url for r in out]
+    artists = [u for u in urls if "/list-prices-by-artist/" in u and "/private/" not in u]
+    assert len(artists) == 8 and all(u.startswith(f"{BASE}/english/list-prices-by-artist/10") for u in artists)
+    assert f"{BASE}/english/A/browse-by-artist/page/2.html" in urls
+    last = list(spider().parse_index(page("index_A_2.html", f"{BASE}/english/A/browse-by-artist/page/2.html"), page=2))
+    assert not any("/page/3" in r.url for r in last) and len(last) == 3
+    pics = list(spider(pictures_only=True).parse_index(page("index_A_1.html", f"{BASE}/english/A/browse-by-artist.html"), page=1))
+    assert all("/list-prices-has-art-work-by-artist/" in r.url for r in pics if "price" in r.url and "/private/" not in r.url)
+
+
+def test_parse_price_list_rows_pager_and_missing_cell():
+    url = f"{BASE}/english/list-prices-by-artist/1001/x.html"
+    out = list(spider().parse_price_list(page("prices_1001_1.html", url), page=1))
+    sales = [r for r in out if "/price-info/" in r.url]
+    nxt = [r for r in out if "/page/2" in r.url]
+    assert len(sales) == 10 and len(nxt) == 1
+    assert nxt[0].url == f"{BASE}/english/list-prices-by-artist/1001/x/page/2.html"
+    artist = sales[0].cb_kwargs["artist"]
+    assert artist["artist_id"] == "1001" and artist["birth_year"] and artist["nationality"]
+    listings = {r.url.split("/")[-2]: r.cb_kwargs["listing"] for r in sales}
+    assert listings[SHIFTED_SALE]["cells"] == 4 and listings[SHIFTED_SALE]["expected"] == 5
+    assert all(v["cells"] == 5 for k, v in listings.items() if k != SHIFTED_SALE)
+    assert spider(max_pages=1)._more_pages(page("prices_1001_1.html", url), 1) is False
+
+
+def _sale(name, sid):
+    url = f"{BASE}/english/price-info/{sid}/main.html"
+    items = list(spider().parse_sale(page(name, url), artist={"artist_id": "1000", "name": "X"},
+                                     listing={"cells": 5, "expected": 5}))
+    assert len(items) == 1
+    return items[0]
+
+
+def test_parse_sale_page_fields_and_image():
+    it = _sale("sale_100004.html", "100004")
+    assert it["sale_id"] == "100004" and it["price"] == "9.000 EUR" and it["estimate"] == "7.200 - 10.800 EUR"
+    assert it["price_with_premium"] == "10.800 EUR" and it["signed"] in ("Signed", "Not signed")
+    assert it["size"] == "23 1/2 x 62 in." and it["dating"] == "1875" and it["date_sold"] == "05 Jun 2016"
+    assert it["image_url"].startswith("https://media.example/images/artwork/") and "Content/Images" not in it["image_url"]
+    unsold = _sale("sale_100109_unsold.html", "100109")
+    assert unsold["price"] == "Unsold" and "price_with_premium" not in unsold
+    nod = _sale(f"sale_{NO_DATING_SALE}_no_dating.html", NO_DATING_SALE)
+    assert "dating" not in nod and nod["title"]
+
+
+# ---------------------------------------------------------------- pipelines on plain items
+
+def _crawler():
+    return get_crawler(FindartinfoSpider)
+
+
+def plain(**kw):
+    base = dict(sale_id="1", title="Harbour", date_sold="2014-07-20", size="65 x 81 cm", medium="Oil on canvas",
+                signed="Signed", dating="c. 1900", price="12,000 USD", estimate="10,000 - 15,000 USD",
+                listing={"cells": 5, "expected": 5, "price": "12,000 USD"}, image_url=None)
+    base.update(kw)
+    return SaleItem(**base)
+
+
+def test_clean_pipeline():
+    it = CleanPipeline().process_item(plain())
+    p = it["parsed"]
+    assert (p["price"], p["currency"], p["unsold"]) == (12000, "USD", False)
+    assert (p["estimate_low"], p["estimate_high"]) == (10000, 15000)
+    assert (p["height"], p["width"], p["unit"]) == (65, 81, "cm") and p["signed"] is True and p["date_begin"] == 1900
+    assert p["sale_date"] == "2014-07-20"
+    unsold = CleanPipeline().process_item(plain(price="Unsold", listing={"cells": 5, "expected": 5}))["parsed"]
+    assert unsold["unsold"] is True and unsold["price"] is None and unsold["currency"] == "USD"
+
+
+@pytest.mark.parametrize("kw,reason", [
+    (dict(price=""), "no price"),
+    (dict(price="12,000", estimate=""), "price without currency"),
+    (dict(listing={"cells": 4, "expected": 5}), "cells shifted"),
+    (dict(date_sold="Oil on canvas"), "cells shifted"),
+    (dict(listing={"cells": 5, "expected": 5, "price": "9,000 USD"}), "listing and sale page disagree"),
+])
+def test_validate_drops_and_counts(kw, reason):
+    crawler = _crawler()
+    it = CleanPipeline().process_item(plain(**kw))
+    with pytest.raises(DropItem, match=reason):
+        ValidatePipeline(crawler).process_item(it)
+    assert crawler.stats.get_value(f"artdata/dropped/{reason}") == 1
+
+
+def test_validate_keeps_good_and_unsold():
+    v = ValidatePipeline(_crawler())
+    assert v.process_item(CleanPipeline().process_item(plain()))
+    assert v.process_item(CleanPipeline().process_item(plain(price="Unsold", listing={"cells": 5, "expected": 5})))
+
+
+def test_dedupe():
+    crawler = _crawler()
+    d = DedupePipeline(crawler)
+    d.process_item(plain(sale_id="7"))
+    with pytest.raises(DropItem, match="duplicate"):
+        d.process_item(plain(sale_id="7"))
+    assert crawler.stats.get_value("artdata/dropped/duplicate") == 1
+
+
+def test_manifest_pipeline_writes_records(tmp_path):
+    crawler = get_crawler(FindartinfoSpider, settings_dict={
+        "ARTDATA_JOURNAL": str(tmp_path / "j.jsonl"), "ARTDATA_MANIFESTS": str(tmp_path / "m"),
+        "ARTDATA_MANIFEST": "lots"})
+    mp = ManifestPipeline.from_crawler(crawler)
+    mp.open_spider()
+    for i in range(3):
+        mp.process_item(CleanPipeline().process_item(plain(sale_id=str(i))))
+    mp.close_spider()
+    m = load(tmp_path / "m", "lots")
+    rows = m.table().to_pylist()
+    assert [r["source_id"] for r in rows] == ["0", "1", "2"]
+    assert rows[0]["price"] == 12000 and rows[0]["currency"] == "USD" and rows[0]["status"] == "pending"
+    assert json.loads(rows[0]["extra"])["unit"] == "cm"
+
+
+# ---------------------------------------------------------------- full crawls of the mirror
+
+def crawl(m, home, *extra, env=None, timeout=240):
+    cmd = [sys.executable, "-m", "artdata", "crawl", "findartinfo", "--base-url", m.base("api"), "--delay", "0",
+           "--concurrency", "8", "--image-size", "48", "--home", str(home.root), *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env or os.environ.copy())
+
+
+def expected(site, letters="A"):
+    sales = [s for l in letters for a in site.by_letter[l] for s in a.sales]
+    return {s.sale_id for s in sales} - {SHIFTED_SALE}
+
+
+@pytest.fixture
+def fai_mirror():
+    m = Mirror().start()
+    site = attach(m)
+    yield m, site
+    m.stop()
+
+
+def test_full_crawl(fai_mirror, tmp_path):
+    m, site = fai_mirror
+    home = Home(tmp_path)
+    r = crawl(m, home, "--letters", "A")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "dropped: cells shifted 1" in r.stderr and "manifest findartinfo@" in r.stdout
+    man = load(home.manifests, "findartinfo")
+    df = man.to_pandas()
+    assert set(df.source_id) == expected(site) and not df.source_id.duplicated().any()
+    assert man.card["lineage"]["dropped"] == {"cells shifted": 1}
+    unsold = df[df.unsold.fillna(False)]
+    assert len(unsold) >= 1 and unsold.price.isna().all()
+    nod = df[df.source_id == NO_DATING_SALE].iloc[0]
+    assert nod.date_text is None or pd.isna(nod.date_text)
+    with_pic = {s for s in expected(site) if site.sales[s].has_picture}
+    assert set(df[df.status == "ok"].source_id) == with_pic
+    assert set(df[df.status == "no_image"].source_id) == expected(site) - with_pic
+    assert m.logs["api"].count(prefix="/english/private/") == 0          # robots.txt obeyed
+    assert m.logs["api"].count(prefix="/robots.txt") >= 1
+    assert set(df.currency) == {"USD", "EUR", "GBP"}
+
+
+def test_crawl_survives_403_burst(tmp_path):
+    with Mirror(faults=Faults(block_burst=15, block_window=1.0, block_seconds=1.0)) as m:
+        site = attach(m)
+        home = Home(tmp_path)
+        r = crawl(m, home, "--letters", "B", "--max-pages", "1")
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert m.blocks >= 1 and m.logs["api"].count(403) >= 1
+        df = load(home.manifests, "findartinfo").to_pandas()
+        want = {s.sale_id for a in site.by_letter["B"][:8] for s in a.sales[:10]}
+        assert set(df.source_id) == want
+
+
+def test_resume_after_interrupt(tmp_path):
+    with Mirror(faults=Faults(slow=1.0, slow_seconds=0.05)) as m:
+        site = attach(m)
+        home = Home(tmp_path)
+        cmd = [sys.executable, "-m", "artdata", "crawl", "findartinfo", "--base-url", m.base("api"), "--letters", "A",
+               "--delay", "0", "--concurrency", "2", "--metadata-only", "--home", str(home.root)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        journal = None
+        deadline = time.monotonic() + 90
+        try:
+            while time.monotonic() < deadline:
+                found = list(home.harvest.glob("findartinfo-*/journal.jsonl")) if home.harvest.exists() else []
+                if found and sum(1 for _ in open(found[0])) >= 15:
+                    journal = found[0]
+                    break
+                time.sleep(0.05)
+            assert journal is not None
+            proc.send_signal(signal.SIGINT)          # Ctrl-C: Scrapy stops gracefully, JOBDIR keeps the queue
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert "Interrupted" in err
+        done = {json.loads(l)["source_id"] for l in open(journal)}
+        assert 15 <= len(done) < len(expected(site))
+        before = {p: n for p, n in _sale_requests(m).items()}
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+        assert r.returncode == 0, r.stderr[-3000:]
+        df = load(home.manifests, "findartinfo").to_pandas()
+        assert set(df.source_id) == expected(site) and not df.source_id.duplicated().any()
+        after = _sale_requests(m)
+        refetched = [s for s in done if after.get(s, 0) > before.get(s, 0)]
+        assert len(refetched) <= 4          # at most the requests in flight at the interrupt
+
+
+def _sale_requests(m):
+    from collections import Counter
+    return Counter(p.split("/")[3] for _, p, _ in m.logs["api"].entries if "/price-info/" in p)
+
+
+def test_login_from_environment_never_stored(tmp_path):
+    with Mirror() as m:
+        site = attach(m, password="s3cret-Pa55")
+        home = Home(tmp_path)
+        env = dict(os.environ, FINDARTINFO_USER="demo", FINDARTINFO_PASSWORD="s3cret-Pa55")
+        r = crawl(m, home, "--letters", "C", "--max-pages", "1", "--metadata-only", "--http-cache", env=env)
+        assert r.returncode == 0, r.stderr[-3000:]
+        df = load(home.manifests, "findartinfo").to_pandas()
+        sold = df[~df.unsold.fillna(False)]
+        assert sold.price_with_premium.notna().all()
+        assert "s3cret-Pa55" not in r.stdout + r.stderr
+        for f in home.root.rglob("*"):
+            if f.is_file():
+                assert b"s3cret-Pa55" not in f.read_bytes(), f
