@@ -49,10 +49,29 @@ def run_demo(out: Path, *, met_objects: int = 400, tate_works: int = 300, quick:
         console.print(f"  manifest {tate.manifest.ref} -> {tate.manifest.path}")
         results["tate"] = tate.manifest
 
-        _stage("3. verify the manifests against the image store")
+        _stage("3. crawl findartinfo auction lots (Scrapy, mirror)")
+        import subprocess
+        import sys
+        from artdata.spiders.mirror_routes import attach
+        attach(mirror)
+        r = subprocess.run([sys.executable, "-m", "artdata", "crawl", "findartinfo", "--base-url", mirror.base("api"),
+                            "--letters", "A" if quick else "A,B,C", "--delay", "0", "--concurrency", "8",
+                            "--image-size", str(image.size), "--name", "demo-lots", "--home", str(home.root)],
+                           capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            from artdata import ArtdataError
+            raise ArtdataError(f"findartinfo crawl failed: {r.stderr.strip().splitlines()[-1] if r.stderr else r.returncode}")
+        from artdata.manifest import load
+        lots = load(home.manifests, "demo-lots")
+        results["lots"] = lots
+        console.print(f"  {lots.rows} lots: " + ", ".join(f"{k} {v}" for k, v in lots.card["counts"]["by_status"].items())
+                      + f"; dropped {lots.card['lineage'].get('dropped', {})}")
+        console.print(f"  manifest {lots.ref} -> {lots.path}")
+
+        _stage("4. verify the manifests against the image store")
         from artdata.images import ImageStore
         from artdata.manifest import verify
-        for m in (met.manifest, tate.manifest):
+        for m in (met.manifest, tate.manifest, lots):
             rep = verify(m, ImageStore(home.images))
             console.print(f"  {m.ref}: {'OK' if rep.ok else 'PROBLEMS'} ({rep.checked_images} images)")
 

@@ -414,7 +414,7 @@ def price_features(df: pd.DataFrame, p: dict, extra: dict) -> pa.Table:
 
 def demo_stage(home: Home, results: dict, quick: bool = False) -> None:
     from artdata.console import console
-    console.rule("[bold]4. build splits (tag cleaning, stratified split)")
+    console.rule("[bold]5. build splits (tag cleaning, stratified split)")
     tate = results.get("tate")
     if tate is not None:
         m = build_split(home, "medium", tate.ref, name="demo-medium", top=4, min_count=5)
@@ -427,3 +427,8 @@ def demo_stage(home: Home, results: dict, quick: bool = False) -> None:
         m = build_split(home, "department", met.ref, name="demo-department", departments=top4, min_count=5)
         results["split_department"] = m
         console.print(f"  department: {m.ref} classes {m.card['counts']['by_class']} -> {m.path}")
+    lots = results.get("lots")
+    if lots is not None:
+        m = build_split(home, "price", lots.ref, name="demo-price", bins=5, currency="USD")
+        results["split_price"] = m
+        console.print(f"  price: {m.ref} bins {m.card['bins']['edges']} USD -> {m.path}")

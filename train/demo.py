@@ -8,10 +8,18 @@ def demo_stage(home, results: dict, quick: bool = False) -> None:
     m = results.get("split_medium")
     if m is None:
         return
-    console.rule("[bold]5. train tate-cnn on the medium split (CPU)")
+    console.rule("[bold]6. train tate-cnn on the medium split (CPU)")
     args = TrainArgs(manifest=m.ref, model="tate-cnn", epochs=3 if quick else 8, image_size=64, batch_size=32,
                      lr=0.05, workers=0, home=str(home.root), out=str(home.runs / "demo-medium-tate-cnn"))
     final = main(args)
     results["run"] = home.runs / "demo-medium-tate-cnn"
     console.print(f"  test top-1 {final.get('test_top1', float('nan')):.3f}, top-3 "
                   f"{final.get('test_top3', float('nan')):.3f} -> {final['out']}")
+    price = results.get("split_price")
+    if price is not None and price.card.get("features", {}).get("rows"):
+        out = home.runs / "demo-price-softmax"
+        final = main(TrainArgs(manifest=price.ref, model="softmax", epochs=30, optimizer="adam", lr=0.01,
+                               weight_decay=1e-3, batch_size=32, home=str(home.root), out=str(out)))
+        results["run_softmax"] = out
+        console.print(f"  softmax on the price split's metadata: test top-1 {final.get('test_top1', float('nan')):.3f} "
+                      f"(5 bins) -> {out}")
