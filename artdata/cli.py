@@ -559,6 +559,33 @@ def evaluate(run: Path = typer.Argument(..., help="A training run folder."),
                + f" ({r['count']} images)")
 
 
+# ---------------------------------------------------------------- reports
+
+@app.command("report")
+def report_cmd(target: str = typer.Argument(..., help="A manifest NAME[@VERSION], or a training run folder."),
+               out: Optional[Path] = typer.Option(None, help="Folder for the page and figures."),
+               home: Optional[Path] = HomeOpt):
+    """A self-contained HTML page (and PNG figures) for a dataset or a training run."""
+    from artdata.report import report
+    typer.echo(f"report: {report(_home(home), target, out)}")
+
+
+@app.command()
+def explain(run: Path = typer.Argument(..., help="A training run folder."),
+            images: Optional[str] = typer.Option(None, help="Images to explain: source:source_id or image keys, "
+                                                            "comma-separated [the first --count of the split]."),
+            count: int = typer.Option(6, help="How many images when --images is not given."),
+            split: str = typer.Option("test", help="Split whose images and class embeddings are used."),
+            device: str = typer.Option("cpu", help="cpu | cuda."),
+            out: Optional[Path] = typer.Option(None, help="Folder [RUN/explain]."),
+            home: Optional[Path] = HomeOpt):
+    """Saliency maps, feature-map overlays and class-embedding distances for a trained image model."""
+    from artdata.explain import explain as run_explain
+    path = run_explain(run, _home(home) if home else None, [i for i in (images or "").split(",") if i] or None,
+                       count, split, device, out)
+    typer.echo(f"explain: {path}")
+
+
 # ---------------------------------------------------------------- mirror, demo
 
 @mirror_app.command("serve")

@@ -71,22 +71,22 @@ class ManifestImages(torch.utils.data.Dataset):
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             log.warning("skipping image %s: %s", key, exc)
             return None
-        return torch.from_numpy(arr).permute(2, 0, 1).contiguous(), self.targets[i]
+        return torch.from_numpy(arr).permute(2, 0, 1).contiguous(), self.targets[i], i
 
 
 def collate_skip(batch):
-    """Drops unreadable items; returns (images, targets, n_skipped)."""
+    """Drops unreadable items; returns (images, targets, n_skipped, dataset indices)."""
     good = [b for b in batch if b is not None]
     skipped = len(batch) - len(good)
     if not good:
-        return None, None, skipped
+        return None, None, skipped, None
     images = torch.stack([b[0] for b in good])
     t0 = good[0][1]
     if isinstance(t0, torch.Tensor):
         targets = torch.stack([b[1] for b in good])
     else:
         targets = torch.tensor([b[1] for b in good], dtype=torch.long)
-    return images, targets, skipped
+    return images, targets, skipped, torch.tensor([b[2] for b in good], dtype=torch.long)
 
 
 class BatchTransform(torch.nn.Module):

@@ -184,7 +184,7 @@ def train_one_epoch(model, loss_fn, opt, loader, transform, device, epoch, args,
     gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
     skipped, t0, n = 0, time.perf_counter(), 0
     for i, batch in enumerate(loader):
-        images, targets, sk = batch
+        images, targets, sk, _ = batch
         skipped += sk
         if images is None:
             continue
@@ -214,10 +214,15 @@ def evaluate(model, loss_fn, loader, transform, device, args, num_classes, multi
     model.eval()
     acc = Accumulator(num_classes, multi)
     skipped, t0, n = 0, time.perf_counter(), 0
-    for images, targets, sk in loader:
+    offset = 0
+    for images, targets, sk, idx in loader:
         skipped += sk
         if images is None:
             continue
+        if idx is None:      # cached features: sequential
+            idx = torch.arange(offset, offset + targets.shape[0])
+        offset += targets.shape[0] + sk
+        acc.indices.append(idx)
         images, targets = images.to(device), targets.to(device)
         x = transform(images) if transform is not None else images
         if args.channels_last and x.dim() == 4:
@@ -244,7 +249,7 @@ def feature_key(args: TrainArgs, manifest_ref: str, dcfg: DataConfig) -> str:
 def compute_features(model, loader, transform, device, args):
     model.eval()
     feats, targets, skipped = [], [], 0
-    for images, t, sk in loader:
+    for images, t, sk, _ in loader:
         skipped += sk
         if images is None:
             continue
@@ -282,7 +287,7 @@ def tensor_loader(ds, batch_size, shuffle, seed):
     def collate(items):
         x = torch.stack([a for a, _ in items])
         y = torch.stack([b for _, b in items])
-        return x, y, 0
+        return x, y, 0, None
     g = torch.Generator().manual_seed(seed)
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=g)
 
@@ -433,7 +438,10 @@ def main(args: TrainArgs) -> dict:
             if split in eval_loader:
                 r = evaluate(model if not use_cache else unwrap(model).head, loss_fn, eval_loader[split], eval_t,
                              device, args, len(classes), multi)
+                pred = r.pop("_pred", None)
                 final[split] = r
+                if split == "test" and pred is not None and not use_cache:
+                    write_predictions(out / "predictions_test.parquet", pred, splits["test"], classes)
         result = {"manifest": manifest.ref, "model": args.model, "classes": classes, "multi_label": multi,
                   "best_epoch": best_ck["epoch"], **{f"{s}_{k}": v for s, r in final.items()
                                                        for k, v in _scalars(r).items() if k in ("top1", "top3", "loss")},
@@ -444,6 +452,20 @@ def main(args: TrainArgs) -> dict:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return final
+
+
+def write_predictions(path: Path, pred: dict, split, classes) -> None:
+    """One row per evaluated image: id, image key, target, prediction, top-3 (single-label runs)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    idx, target, top3 = pred["index"], pred["target"], pred["top3"]
+    table = pa.table({"id": [split.ids[i] for i in idx], "image_key": [split.keys[i] for i in idx],
+                      "target": [classes[t] for t in target], "pred": [classes[p[0]] for p in top3],
+                      "top3": [[classes[k] for k in p] for p in top3],
+                      "correct": [t == p[0] for t, p in zip(target, top3)]})
+    tmp = path.with_suffix(".part")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
 
 
 def _scalars(r: dict) -> dict:
@@ -492,14 +514,28 @@ def train_softmax(args: TrainArgs, manifest, out: Path, device) -> dict:
     for s in ("test", "val"):
         if s in ds:
             r = evaluate(model, loss_fn, tensor_loader(ds[s], 1024, False, 0), None, device, args, len(classes), False)
+            r.pop("_pred", None)
             final["splits"][s] = r
             final[f"{s}_top1"], final[f"{s}_top3"] = r["top1"], r["top3"]
     write_json(out / "final.json", final)
     return final
 
 
-def evaluate_run(run: str, split: str = "test", home: str | None = None, device: str = "auto") -> dict:
-    """Re-evaluate a finished run's best checkpoint on one split."""
+@dataclass
+class LoadedRun:
+    model: nn.Module
+    args: TrainArgs
+    config: dict
+    classes: list
+    multi: bool
+    splits: dict
+    dcfg: DataConfig
+    home: Home
+    device: torch.device
+
+
+def load_run(run: str, home: str | None = None, device: str = "auto") -> LoadedRun:
+    """A finished run's best model, rebuilt from its checkpoint, with its data and settings."""
     out = Path(run)
     ck_path = out / "checkpoint_best.pt"
     if not ck_path.is_file():
@@ -507,13 +543,11 @@ def evaluate_run(run: str, split: str = "test", home: str | None = None, device:
     ck = torch.load(ck_path, map_location="cpu", weights_only=False)
     args = TrainArgs(**{**ck["args"], "resume": False, "home": home or ck["args"].get("home")})
     if args.model == "softmax":
-        raise ArtdataError("evaluate: the softmax model is evaluated at the end of training (see final.json)")
+        raise ArtdataError(f"{run}: the softmax model works on metadata, not images (see its final.json)")
     cfg = ck["config"]
     h = Home.resolve(args.home)
     manifest = load(h.manifests, cfg["manifest_ref"])
     splits, classes, multi, _ = load_splits(manifest, cfg["multi_label"])
-    if split not in splits or not splits[split].keys:
-        raise ArtdataError(f"manifest {manifest.ref} has no {split!r} images (splits: train, val, test)")
     dev = resolve_device(device)
     dcfg = DataConfig(image_size=cfg["image_size"], load_size=cfg["load_size"], grayscale=cfg["grayscale"])
     model = M.create_model(args.model, len(classes), in_ch=1 if cfg["grayscale"] else 3, weights="none",
@@ -522,9 +556,22 @@ def evaluate_run(run: str, split: str = "test", home: str | None = None, device:
         model.eval()
         model(torch.zeros(2, 1 if cfg["grayscale"] else 3, cfg["image_size"], cfg["image_size"], device=dev))
     model.load_state_dict(ck["model"])
+    model.eval()
+    return LoadedRun(model, args, cfg, classes, multi, splits, dcfg, h, dev)
+
+
+def evaluate_run(run: str, split: str = "test", home: str | None = None, device: str = "auto") -> dict:
+    """Re-evaluate a finished run's best checkpoint on one split."""
+    out = Path(run)
+    lr = load_run(run, home, device)
+    model, args, classes, multi, splits, dcfg, h, dev = (lr.model, lr.args, lr.classes, lr.multi, lr.splits,
+                                                         lr.dcfg, lr.home, lr.device)
+    if split not in splits or not splits[split].keys:
+        raise ArtdataError(f"{run}: its manifest has no {split!r} images (splits: train, val, test)")
     loss_fn = nn.BCEWithLogitsLoss() if multi else nn.CrossEntropyLoss()
     loader = create_loader(splits[split], ImageStore(h.images), dcfg, args.batch_size, False, args.workers)
     r = evaluate(model, loss_fn, loader, BatchTransform(dcfg, train=False).to(dev), dev, args, len(classes), multi)
+    r.pop("_pred", None)
     r["classes"] = classes
     write_json(out / f"eval-{split}.json", r)
     return r

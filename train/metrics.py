@@ -16,7 +16,7 @@ class Accumulator:
     def __init__(self, num_classes: int, multi_label: bool):
         self.n, self.multi = num_classes, multi_label
         self.loss_sum, self.count = 0.0, 0
-        self.preds, self.targets, self.top3 = [], [], []
+        self.preds, self.targets, self.top3, self.topk, self.indices = [], [], [], [], []
 
     def add(self, logits: torch.Tensor, targets: torch.Tensor, loss: float):
         b = targets.shape[0]
@@ -28,7 +28,9 @@ class Accumulator:
         else:
             self.preds.append(logits.argmax(1))
             k = min(3, logits.shape[1])
-            self.top3.append((logits.topk(k, 1).indices == targets[:, None]).any(1))
+            top = logits.topk(k, 1).indices
+            self.topk.append(top)
+            self.top3.append((top == targets[:, None]).any(1))
         self.targets.append(targets)
 
     def result(self) -> dict:
@@ -48,6 +50,9 @@ class Accumulator:
         out["confusion"] = cm.tolist()
         support = cm.sum(1)
         out["per_class"] = [(cm[i, i] / support[i]).item() if support[i] else None for i in range(self.n)]
+        if self.indices and len(self.indices) == len(self.topk):
+            out["_pred"] = {"index": torch.cat(self.indices).tolist(), "target": targets.tolist(),
+                            "top3": torch.cat(self.topk).tolist()}
         return out
 
 

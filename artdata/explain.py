@@ -1,0 +1,145 @@
+"""`artdata explain RUN`: what a trained image model looks at (the studies' analyses).
+
+* saliency maps (medium study): |d score / d input|, max over channels, for chosen images;
+* feature-map overlays (culture study): the last conv layer's activations summed over channels,
+  normalised, upsampled and laid over the image;
+* per-class mean embeddings (culture study's "style distance"): the backbone's features averaged
+  per class, their pairwise L2 distances, and a 2-D layout of the classes (classical MDS).
+Writes PNGs, an explain.json of the numbers and a self-contained explain/index.html.
+"""
+from __future__ import annotations
+
+import html
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from artdata import ArtdataError
+from artdata.paths import Home
+
+
+def _overlay(image: np.ndarray, heat: np.ndarray) -> bytes:
+    """uint8 HxWx3 image + HxW heat in [0,1] -> PNG of the blend (jet-like colours)."""
+    from PIL import Image
+    h = np.clip(heat, 0, 1)
+    colour = np.stack([np.clip(1.5 - np.abs(4 * h - 3), 0, 1), np.clip(1.5 - np.abs(4 * h - 2), 0, 1),
+                       np.clip(1.5 - np.abs(4 * h - 1), 0, 1)], -1)
+    out = (0.5 * image / 255.0 + 0.5 * colour) * 255
+    buf = io.BytesIO()
+    Image.fromarray(out.clip(0, 255).astype(np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _norm(x: np.ndarray) -> np.ndarray:
+    x = x - x.min()
+    return x / x.max() if x.max() > 0 else x
+
+
+def classical_mds(d: np.ndarray, dims: int = 2) -> np.ndarray:
+    n = d.shape[0]
+    j = np.eye(n) - np.ones((n, n)) / n
+    b = -0.5 * j @ (d ** 2) @ j
+    vals, vecs = np.linalg.eigh(b)
+    order = np.argsort(vals)[::-1][:dims]
+    return vecs[:, order] * np.sqrt(np.maximum(vals[order], 0))
+
+
+def explain(run: Path, home: Home | None = None, images: list[str] | None = None, count: int = 6,
+            split: str = "test", device: str = "cpu", out: Path | None = None) -> Path:
+    import torch
+    import torch.nn.functional as F
+    from artdata.images import ImageStore
+    from artdata.report import _img_tag, _page, _plt, _save, _write
+    from artdata.train.data import BatchTransform, create_loader, decode
+    from artdata.train.loop import load_run
+    lr = load_run(str(run), str(home.root) if home else None, device)
+    model, classes, dcfg = lr.model, lr.classes, lr.dcfg
+    if lr.multi:
+        raise ArtdataError(f"{run}: explain works on single-label runs")
+    store = ImageStore(lr.home.images)
+    data = lr.splits[split] if lr.splits.get(split) and lr.splits[split].keys else lr.splits["train"]
+    by_id = dict(zip(data.ids, data.keys))
+    if images:
+        missing = [i for i in images if i not in by_id and i not in set(data.keys)]
+        if missing:
+            raise ArtdataError(f"image(s) not in the {split} split: {', '.join(missing[:5])} "
+                               f"(give source:source_id as in the manifest, or an image key)")
+        keys = [by_id.get(i, i) for i in images]
+    else:
+        keys = data.keys[:count]
+    out = Path(out) if out else Path(run) / "explain"
+    out.mkdir(parents=True, exist_ok=True)
+    evalt = BatchTransform(dcfg, train=False).to(lr.device)
+    convs = [m for m in model.backbone.modules() if isinstance(m, torch.nn.Conv2d)]
+    if not convs:
+        raise ArtdataError(f"{run}: the model has no convolution layer to explain")
+    acts = {}
+    hook = convs[-1].register_forward_hook(lambda mod, i, o: acts.__setitem__("last", o))
+    blocks, per_image = [], []
+    for key in keys:
+        raw = decode(store.get(key), dcfg.load_size)
+        x = evalt(torch.from_numpy(raw).permute(2, 0, 1)[None].to(lr.device)).requires_grad_(True)
+        logits = model(x)
+        cls = int(logits.argmax(1))
+        logits[0, cls].backward()
+        sal = x.grad.abs().amax(1)[0].cpu().numpy()
+        fmap = acts["last"].detach().sum(1, keepdim=True)
+        fmap = F.interpolate(fmap, size=x.shape[-2:], mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
+        shown = np.asarray(_resize(raw, x.shape[-1]))
+        sal_png, fmap_png = _overlay(shown, _norm(sal)), _overlay(shown, _norm(fmap))
+        (out / f"saliency_{key[:12]}.png").write_bytes(sal_png)
+        (out / f"featuremap_{key[:12]}.png").write_bytes(fmap_png)
+        per_image.append({"image_key": key, "predicted": classes[cls]})
+        blocks.append(f'<div class="row"><span class="cls">{html.escape(classes[cls])}</span>'
+                      f'{_img_tag(_png(shown), "image", "thumb")}{_img_tag(sal_png, "saliency", "thumb")}'
+                      f'{_img_tag(fmap_png, "feature map", "thumb")}</div>')
+    hook.remove()
+    # per-class mean embeddings over the split
+    loader = create_loader(data, store, dcfg, 32, False, 0)
+    sums, n = {}, {}
+    with torch.no_grad():
+        for imgs, targets, _, _ in loader:
+            if imgs is None:
+                continue
+            f = torch.flatten(model.backbone(evalt(imgs.to(lr.device))), 1).cpu().numpy()
+            for v, t in zip(f, targets.tolist()):
+                sums[t] = sums.get(t, 0) + v
+                n[t] = n.get(t, 0) + 1
+    present = sorted(sums)
+    means = np.stack([sums[t] / n[t] for t in present])
+    dist = np.sqrt(((means[:, None] - means[None]) ** 2).sum(-1))
+    xy = classical_mds(dist) if len(present) > 2 else np.c_[np.arange(len(present)), np.zeros(len(present))]
+    names = [classes[t] for t in present]
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    im = axes[0].imshow(dist, cmap="viridis")
+    axes[0].set_xticks(range(len(names)), names, rotation=45, ha="right")
+    axes[0].set_yticks(range(len(names)), names)
+    axes[0].set_title("distance between class mean embeddings")
+    fig.colorbar(im, ax=axes[0], fraction=0.046)
+    axes[1].scatter(xy[:, 0], xy[:, 1], s=60)
+    for (a, b), name in zip(xy, names):
+        axes[1].annotate(name, (a, b), fontsize=9)
+    axes[1].set_title("classes laid out by embedding distance (MDS)")
+    png = _save(fig, out / "class_distances.png")
+    result = {"run": str(run), "images": per_image, "classes": names, "distances": dist.round(6).tolist(),
+              "layout": xy.round(6).tolist(), "class_counts": [n[t] for t in present], "split": split}
+    sections = [("Image, saliency, last-conv feature map", "".join(blocks)),
+                ("Class distances (mean embeddings)", _img_tag(png, "class distances"))]
+    _write(out, _page(f"Explain {Path(run).name}", sections, result), result)
+    (out / "explain.json").write_text(json.dumps(result, indent=2))
+    return out / "index.html"
+
+
+def _resize(arr: np.ndarray, side: int):
+    from PIL import Image
+    return Image.fromarray(arr).resize((side, side), Image.Resampling.BILINEAR)
+
+
+def _png(arr: np.ndarray) -> bytes:
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(arr.astype(np.uint8)).save(buf, "PNG")
+    return buf.getvalue()

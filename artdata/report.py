@@ -1,0 +1,293 @@
+"""Reports people look at: one self-contained HTML page (figures and images embedded, opens
+offline) plus the PNG figures and a report.json of every number drawn.
+
+    dataset_report(home, "culture@3f2a")   -> <home>/reports/culture-3f2a/index.html
+    run_report(Path("runs/x"))             -> runs/x/report/index.html
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from artdata import ArtdataError
+from artdata.images import ImageStore
+from artdata.manifest import Manifest, load
+from artdata.paths import Home
+
+GROUP_COLUMNS = ("label", "department", "medium", "classification", "culture")
+THUMBS_PER_CLASS = 6
+MAX_CLASSES_SHOWN = 20
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    _plt().close(fig)
+    return path
+
+
+def _data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64," + base64.b64encode(data).decode()
+
+
+def _img_tag(path_or_bytes, alt: str, cls: str = "fig") -> str:
+    data = path_or_bytes.read_bytes() if isinstance(path_or_bytes, Path) else path_or_bytes
+    mime = "image/png" if data[:4] == b"\x89PNG" else "image/jpeg"
+    return f'<img class="{cls}" alt="{html.escape(alt)}" src="{_data_uri(data, mime)}">'
+
+
+def _page(title: str, sections: list[tuple[str, str]], data: dict) -> str:
+    body = "".join(f"<section><h2>{html.escape(h)}</h2>{content}</section>" for h, content in sections)
+    return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body{{font-family:system-ui,sans-serif;margin:24px;color:#222;background:#fff;max-width:1200px}}
+h1{{font-size:24px}} h2{{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:28px}}
+img.fig{{max-width:100%;border:1px solid #eee}} img.thumb{{width:96px;height:96px;object-fit:cover;margin:2px}}
+table{{border-collapse:collapse;font-size:13px}} td,th{{border:1px solid #ddd;padding:3px 8px;text-align:left}}
+.row{{margin:6px 0}} .cls{{display:inline-block;width:220px;vertical-align:top;font-weight:600}}
+pre{{background:#f6f6f6;padding:8px;overflow-x:auto;font-size:12px}}
+</style></head><body><h1>{html.escape(title)}</h1>{body}
+<script type="application/json" id="report-data">{html.escape(json.dumps(data, default=str))}</script>
+<script>window.addEventListener('load',function(){{var i=document.images,n=0;for(var k=0;k<i.length;k++)
+if(i[k].complete&&i[k].naturalWidth>0)n++;document.body.setAttribute('data-images-loaded',n);
+document.body.setAttribute('data-images-total',i.length);}});</script>
+</body></html>"""
+
+
+def _table(rows: list[list], header: list[str]) -> str:
+    h = "".join(f"<th>{html.escape(str(c))}</th>" for c in header)
+    b = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{h}</tr>{b}</table>"
+
+
+def _write(out: Path, page: str, data: dict) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(data, indent=2, default=str))
+    tmp = out / "index.html.part"
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, out / "index.html")
+    return out / "index.html"
+
+
+def _thumb(store: ImageStore, key: str, side: int = 128) -> bytes | None:
+    from PIL import Image
+    try:
+        im = Image.open(io.BytesIO(store.get(key)))
+        im.draft("RGB", (side, side))
+        im = im.convert("RGB")
+        im.thumbnail((side, side))
+    except (OSError, ValueError):
+        return None
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=80)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- dataset report
+
+def dataset_report(home: Home, ref: str, out: Path | None = None) -> Path:
+    m = load(home.manifests, ref)
+    out = Path(out) if out else home.root / "reports" / f"{m.name}-{m.version}"
+    out.mkdir(parents=True, exist_ok=True)
+    plt = _plt()
+    store = ImageStore(home.images)
+    cols = [c for c in ("source", "source_id", "status", "error", "image_key", "orig_width", "orig_height",
+                        *GROUP_COLUMNS, "split") if c in m.card["columns"]]
+    df = m.to_pandas(columns=cols)
+    counts = m.card["counts"]
+    data: dict = {"manifest": m.ref, "rows": counts["rows"], "by_status": counts.get("by_status", {}),
+                  "failed_by_reason": counts.get("failed_by_reason", {})}
+    sections = [("Card", _table([[k, v] for k, v in (("manifest", m.ref), ("rows", counts["rows"]),
+                                                         ("created", m.card["created_at"]),
+                                                         ("description", m.card.get("description", "")))], ["", ""]))]
+    # harvest status
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
+    st = data["by_status"]
+    axes[0].bar(list(st), list(st.values()), color="#4c72b0")
+    axes[0].set_title("records by status")
+    fr = data["failed_by_reason"] or {"(none)": 0}
+    axes[1].barh(list(fr)[:12], list(fr.values())[:12], color="#c44e52")
+    axes[1].set_title("failed, by reason")
+    sections.append(("Harvest status", _img_tag(_save(fig, out / "status.png"), "status counts")))
+    # class counts per cleaning step
+    steps = [s for s in m.card.get("steps", []) if s.get("classes")]
+    group = next((c for c in GROUP_COLUMNS if c in df.columns and df[c].notna().any()), None)
+    if steps:
+        classes = sorted({c for s in steps for c in s["classes"]})[:MAX_CLASSES_SHOWN]
+        data["steps"] = [{"step": s["step"], "rows": s["rows"], "dropped": s["dropped"], "classes": s.get("classes")}
+                         for s in m.card["steps"]]
+        fig, ax = plt.subplots(figsize=(11, 0.35 * len(classes) + 1.5))
+        width = 0.8 / len(steps)
+        for i, s in enumerate(steps):
+            ax.barh(np.arange(len(classes)) + i * width, [s["classes"].get(c, 0) for c in classes], height=width,
+                    label=s["step"][:50])
+        ax.set_yticks(np.arange(len(classes)) + 0.4 - width / 2, classes)
+        ax.invert_yaxis()
+        ax.legend(fontsize=8, loc="lower right")
+        ax.set_title("records per class after each cleaning step")
+        rows = [[s["step"], s["rows"], ", ".join(f"{k} {v}" for k, v in s["dropped"].items())] for s in m.card["steps"]]
+        sections.append(("Cleaning steps", _img_tag(_save(fig, out / "classes.png"), "class counts per step")
+                         + _table(rows, ["step", "rows kept", "dropped (reason count)"])))
+    elif group:
+        top = Counter(df[group].dropna()).most_common(MAX_CLASSES_SHOWN)
+        data["classes"] = {"column": group, "counts": dict(top)}
+        fig, ax = plt.subplots(figsize=(11, 0.35 * len(top) + 1.5))
+        ax.barh([k[:40] for k, _ in top], [v for _, v in top], color="#55a868")
+        ax.invert_yaxis()
+        ax.set_title(f"records per {group} (top {len(top)})")
+        sections.append((f"Records per {group}", _img_tag(_save(fig, out / "classes.png"), "class counts")))
+    # sizes
+    ok = df[(df["status"] == "ok") & df["orig_width"].notna()] if "orig_width" in df.columns else df.iloc[0:0]
+    if len(ok):
+        w, h = ok["orig_width"].astype(float).to_numpy(), ok["orig_height"].astype(float).to_numpy()
+        data["sizes"] = {"images": int(len(ok)), "width_median": float(np.median(w)),
+                         "height_median": float(np.median(h)), "aspect_median": float(np.median(w / h))}
+        fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+        for ax, vals, t in zip(axes, (w, h, w / h), ("width (px)", "height (px)", "aspect ratio (w/h)")):
+            ax.hist(vals, bins=30, color="#8172b2")
+            ax.set_title(t)
+        sections.append(("Image sizes (as served)", _img_tag(_save(fig, out / "sizes.png"), "size histograms")))
+    # thumbnails per class
+    if group and len(ok):
+        blocks = []
+        sample = ok.sort_values("source_id")
+        for cls, part in list(sample.groupby(group))[:MAX_CLASSES_SHOWN]:
+            thumbs = [t for t in (_thumb(store, k) for k in part["image_key"].head(THUMBS_PER_CLASS)) if t]
+            blocks.append(f'<div class="row"><span class="cls">{html.escape(str(cls))} ({len(part)})</span>'
+                          + "".join(_img_tag(t, str(cls), "thumb") for t in thumbs) + "</div>")
+        sections.append((f"Samples per {group}", "".join(blocks)))
+    sections.append(("Lineage", f"<pre>{html.escape(json.dumps(m.card.get('lineage', {}), indent=2, default=str))}</pre>"))
+    return _write(out, _page(f"Dataset {m.ref}", sections, data), data)
+
+
+# ---------------------------------------------------------------- run report
+
+def run_report(run: Path, home: Home | None = None, out: Path | None = None) -> Path:
+    run = Path(run)
+    if not (run / "metrics.json").is_file() or not (run / "final.json").is_file():
+        raise ArtdataError(f"{run}: not a finished training run (metrics.json and final.json expected)")
+    out = Path(out) if out else run / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    plt = _plt()
+    rows = json.loads((run / "metrics.json").read_text())["epochs"]
+    final = json.loads((run / "final.json").read_text())
+    classes = final["classes"]
+    data: dict = {"run": str(run), "model": final.get("model"), "manifest": final.get("manifest"),
+                  "test_top1": final.get("test_top1"), "test_top3": final.get("test_top3"), "curves": {}}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
+    for split in ("train", "val"):
+        r = [x for x in rows if x["split"] == split]
+        if not r:
+            continue
+        ep = [x["epoch"] for x in r]
+        data["curves"][f"{split}_loss"] = [x["loss"] for x in r]
+        data["curves"][f"{split}_top1"] = [x.get("top1") for x in r]
+        data["curves"]["epochs"] = ep
+        axes[0].plot(ep, data["curves"][f"{split}_loss"], marker="o", label=split)
+        axes[1].plot(ep, data["curves"][f"{split}_top1"], marker="o", label=split)
+    axes[0].set_title("loss")
+    axes[1].set_title("top-1 accuracy")
+    from matplotlib.ticker import MaxNLocator
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend()
+    sections = [("Summary", _table([["model", final.get("model")], ["manifest", final.get("manifest")],
+                                    ["test top-1", _fmt(final.get("test_top1"))], ["test top-3", _fmt(final.get("test_top3"))],
+                                    ["best epoch", final.get("best_epoch")]], ["", ""])),
+                ("Learning curves", _img_tag(_save(fig, out / "curves.png"), "learning curves"))]
+    test = (final.get("splits") or {}).get("test") or {}
+    if test.get("confusion"):
+        cm = np.array(test["confusion"])
+        data["confusion"] = cm.tolist()
+        data["per_class"] = dict(zip(classes, test.get("per_class", [])))
+        n = len(classes)
+        fig, ax = plt.subplots(figsize=(max(5, 0.6 * n + 3), max(4, 0.6 * n + 2)))
+        norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+        im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(n), classes, rotation=45, ha="right")
+        ax.set_yticks(range(n), classes)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if norm[i, j] > 0.5 else "black")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+        ax.set_title("confusion matrix (test; counts, colour = row share)")
+        conf_png = _save(fig, out / "confusion.png")
+        fig, ax = plt.subplots(figsize=(8, 0.35 * n + 1.5))
+        pc = [v if v is not None else 0 for v in test.get("per_class", [])]
+        ax.barh(classes, pc, color="#4c72b0")
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_title("per-class accuracy (test)")
+        sections += [("Confusion matrix", _img_tag(conf_png, "confusion matrix")),
+                     ("Per-class accuracy", _img_tag(_save(fig, out / "per_class.png"), "per-class accuracy"))]
+        pairs = sorted(((int(cm[i, j]), classes[i], classes[j]) for i in range(n) for j in range(n)
+                        if i != j and cm[i, j] > 0), reverse=True)[:5]
+        data["worst_pairs"] = [{"true": t, "predicted": p, "count": c} for c, t, p in pairs]
+        if pairs:
+            blocks = []
+            preds = _predictions(run)
+            store = ImageStore((home or Home.resolve(json.loads((run / "config.json").read_text()).get("home"))).images)
+            for c, t, p in pairs:
+                keys = [] if preds is None else preds[(preds["target"] == t) & (preds["pred"] == p)]["image_key"].head(6)
+                thumbs = [x for x in (_thumb(store, k) for k in keys) if x]
+                blocks.append(f'<div class="row"><span class="cls">{html.escape(t)} → {html.escape(p)} ({c})</span>'
+                              + "".join(_img_tag(x, f"{t} as {p}", "thumb") for x in thumbs) + "</div>")
+            sections.append(("Most confused pairs (true → predicted), with examples", "".join(blocks)))
+    return _write(out, _page(f"Run {run.name}", sections, data), data)
+
+
+def _predictions(run: Path):
+    p = run / "predictions_test.parquet"
+    if not p.is_file():
+        return None
+    import pandas as pd
+    return pd.read_parquet(p)
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def report(home: Home, target: str, out: Path | None = None) -> Path:
+    """A run folder -> run report; anything else -> a manifest reference."""
+    p = Path(target)
+    if p.is_dir() and (p / "metrics.json").is_file():
+        return run_report(p, home, out)
+    return dataset_report(home, target, out)
+
+
+def demo_stage(home: Home, results: dict, quick: bool = False) -> None:
+    from artdata.console import console
+    console.rule("[bold]7. reports")
+    for key in ("split_medium", "met"):
+        m = results.get(key)
+        if m is not None:
+            path = dataset_report(home, m.ref)
+            results[f"report_{key}"] = path
+            console.print(f"  dataset report {m.ref}: {path}")
+    run = results.get("run")
+    if run is not None:
+        path = run_report(Path(run), home)
+        results["report_run"] = path
+        console.print(f"  run report: {path}")
+        from artdata.explain import explain
+        exp = explain(Path(run), home, count=4)
+        results["explain"] = exp
+        console.print(f"  explanations: {exp}")
