@@ -317,3 +317,56 @@ def test_login_from_environment_never_stored(tmp_path):
         for f in home.root.rglob("*"):
             if f.is_file():
                 assert b"s3cret-Pa55" not in f.read_bytes(), f
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    """A real Redis on loopback (Debian's redis-server, installed with apt when missing; needs root)."""
+    import shutil
+    import socket
+    exe = shutil.which("redis-server")
+    if exe is None:
+        if os.geteuid() != 0:
+            pytest.fail("the scrapy-redis test needs Debian's redis-server: apt-get install redis-server (as root)")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "redis-server"], check=True,
+                       env=env, timeout=600, capture_output=True)
+        exe = shutil.which("redis-server")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    d = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(d)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import redis
+    client = redis.Redis(host="127.0.0.1", port=port)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.exceptions.ConnectionError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise
+            time.sleep(0.1)
+    yield f"redis://127.0.0.1:{port}", client
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_crawl_through_scrapy_redis(redis_server, tmp_path):
+    url, client = redis_server
+    with Mirror() as m:
+        site = attach(m)
+        home = Home(tmp_path)
+        r = crawl(m, home, "--letters", "B", "--max-pages", "1", "--metadata-only", "--redis-url", url)
+        assert r.returncode == 0, r.stderr[-3000:]
+        df = load(home.manifests, "findartinfo").to_pandas()
+        want = {s.sale_id for a in site.by_letter["B"][:8] for s in a.sales[:10]}
+        assert set(df.source_id) == want and not df.source_id.duplicated().any()
+        # the shared queue's dupe filter lives in Redis, holding every request seen
+        keys = [k.decode() for k in client.keys("findartinfo:*")]
+        assert "findartinfo:dupefilter" in keys
+        assert client.scard("findartinfo:dupefilter") >= len(want)
