@@ -487,7 +487,12 @@ def train(
             values[k] = v
     if not values.get("manifest") or not values.get("model"):
         raise ArtdataError("train needs --manifest and --model (or a --config file naming them)")
-    result = train_main(TrainArgs(**{k: v for k, v in values.items() if k in {f.name for f in dataclasses.fields(TrainArgs)}}))
+    try:
+        result = train_main(TrainArgs(**{k: v for k, v in values.items()
+                                         if k in {f.name for f in dataclasses.fields(TrainArgs)}}))
+    except KeyboardInterrupt:
+        typer.echo("Interrupted. The last finished epoch is in checkpoint_last.pt: add --resume to continue.", err=True)
+        raise typer.Exit(130)
     if result:
         line = ", ".join(f"{k} {result[k]:.3f}" for k in ("test_top1", "test_top3", "val_top1") if k in result)
         typer.echo(f"run {result['out']}: {line}")

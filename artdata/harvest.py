@@ -26,7 +26,8 @@ from artdata.http import ClientConfig, FetchError, PoliteClient
 from artdata.images import ImageConfig, ImagePool, ImageStore
 from artdata.manifest import Manifest, write_manifest
 from artdata.paths import Home
-from artdata.records import (STATUS_FAILED, STATUS_OK, STATUS_PENDING, extra_json, now_utc, to_table)
+from artdata.records import (STATUS_FAILED, STATUS_OK, STATUS_PENDING, extra_json, new_record, now_utc,
+                             to_table)
 
 
 @dataclass
@@ -258,7 +259,6 @@ async def _one(source: Source, client: PoliteClient, pool: ImagePool | None, sid
 
 
 def _failed(source: str, sid: str, error: str) -> dict:
-    from artdata.records import new_record
     return new_record(source, sid, status=STATUS_FAILED, error=error)
 
 

@@ -259,8 +259,3 @@ class PoliteClient:
             budget.on_success(probe)
             self.stats.bytes += len(resp.content)
             return resp
-
-
-def run(coro):
-    """asyncio.run, for callers outside an event loop."""
-    return asyncio.run(coro)
