@@ -240,3 +240,18 @@ def test_unfreeze_last_from_transfer_head(gen_home, tmp_path):
     cfg = json.loads((tmp_path / "u" / "config.json").read_text())
     assert 0 < cfg["trainable_parameters"] < cfg["parameters"]
     assert "test_top1" in final
+
+
+def test_amp_and_channels_last_paths_on_cpu(gen_home, tmp_path):
+    """The GPU options run on the CPU too (bf16 autocast, channels_last): same code path, no CUDA."""
+    final = main(_args(gen_home, epochs=2, amp=True, channels_last=True, out=str(tmp_path / "amp")))
+    cfg = json.loads((tmp_path / "amp" / "config.json").read_text())
+    assert cfg["amp"] is True and cfg["channels_last"] is True and cfg["device"] == "cpu"
+    assert 0.0 <= final["test_top1"] <= 1.0 and np.isfinite(final["splits"]["test"]["loss"])
+
+
+def test_device_cuda_without_gpu_is_one_line_error(gen_home):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ArtdataError, match="--device cuda: no CUDA device is available here"):
+        main(_args(gen_home, device="cuda"))
