@@ -113,13 +113,22 @@ def dataset_report(home: Home, ref: str, out: Path | None = None) -> Path:
     sections = [("Card", _table([[k, v] for k, v in (("manifest", m.ref), ("rows", counts["rows"]),
                                                          ("created", m.card["created_at"]),
                                                          ("description", m.card.get("description", "")))], ["", ""]))]
-    # harvest status
+    # harvest status: of the harvest this manifest comes from (a split's own rows are all usable)
+    harvest = _harvest_ancestor(home, m)
+    hc = harvest.card["counts"]
+    data["harvest"] = {"manifest": harvest.ref, "by_status": hc.get("by_status", {}),
+                       "failed_by_reason": hc.get("failed_by_reason", {})}
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
-    st = data["by_status"]
+    st = data["harvest"]["by_status"]
     axes[0].bar(list(st), list(st.values()), color="#4c72b0")
-    axes[0].set_title("records by status")
-    fr = data["failed_by_reason"] or {"(none)": 0}
-    axes[1].barh(list(fr)[:12], list(fr.values())[:12], color="#c44e52")
+    axes[0].set_title(f"records by status ({harvest.ref})")
+    fr = data["harvest"]["failed_by_reason"]
+    if fr:
+        axes[1].barh(list(fr)[:12], list(fr.values())[:12], color="#c44e52")
+        axes[1].invert_yaxis()
+    else:
+        axes[1].text(0.5, 0.5, "no failures", ha="center", va="center", fontsize=14)
+        axes[1].set_axis_off()
     axes[1].set_title("failed, by reason")
     sections.append(("Harvest status", _img_tag(_save(fig, out / "status.png"), "status counts")))
     # class counts per cleaning step
@@ -171,6 +180,19 @@ def dataset_report(home: Home, ref: str, out: Path | None = None) -> Path:
         sections.append((f"Samples per {group}", "".join(blocks)))
     sections.append(("Lineage", f"<pre>{html.escape(json.dumps(m.card.get('lineage', {}), indent=2, default=str))}</pre>"))
     return _write(out, _page(f"Dataset {m.ref}", sections, data), data)
+
+
+def _harvest_ancestor(home: Home, m: Manifest) -> Manifest:
+    """Follow `lineage.parents` back to the harvest (a manifest without a recipe), when it is here."""
+    seen = 0
+    while (m.card.get("lineage") or {}).get("recipe") and seen < 10:
+        parents = m.card["lineage"].get("parents") or []
+        try:
+            m = load(home.manifests, parents[0])
+        except (ArtdataError, IndexError):
+            break
+        seen += 1
+    return m
 
 
 # ---------------------------------------------------------------- run report

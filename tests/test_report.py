@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from artdata.explain import explain
+from artdata.manifest import list_manifests
 from artdata.paths import Home
 from artdata.report import dataset_report, run_report
 from artdata.splits import build_split
@@ -91,6 +92,8 @@ def test_dataset_report_numbers_and_browser(trained, chromium, tmp_path):
     page = dataset_report(home, s.ref)
     data = json.loads((page.parent / "report.json").read_text())
     assert data["by_status"] == s.card["counts"]["by_status"]
+    gen = list_manifests(home.manifests, "gen")[-1]
+    assert data["harvest"]["manifest"] == gen.ref and data["harvest"]["by_status"] == gen.card["counts"]["by_status"]
     assert data["steps"][-1]["classes"] == s.card["counts"]["by_class"]
     assert data["sizes"]["images"] == s.rows
     assert page.read_text().count('class="thumb"') == 3 * 6
