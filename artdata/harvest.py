@@ -185,25 +185,16 @@ async def _harvest(source: Source, cfg: HarvestConfig, home: Home, progress: _Pr
         todo = [i for i in ids if i not in done or (cfg.retry_failed and done[i]["status"] == STATUS_FAILED)]
         skipped = len(ids) - len(todo)
         progress.start(len(ids), skipped)
-        queue: asyncio.Queue = asyncio.Queue()
-        for i in todo:
-            queue.put_nowait(i)
         pool = None if cfg.metadata_only else ImagePool(store, cfg.image, cfg.workers)
 
-        async def worker():
-            while True:
-                try:
-                    sid = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                rec = await _one(source, client, pool, sid, cfg)
-                journal.append(rec)
-                counts[rec["status"]] += 1
-                progress.advance(rec["status"])
+        async def one(sid):
+            rec = await _one(source, client, pool, sid, cfg)
+            journal.append(rec)
+            counts[rec["status"]] += 1
+            progress.advance(rec["status"])
 
         try:
-            n = max(1, min(cfg.client.concurrency * 2, len(todo)))
-            await asyncio.gather(*(worker() for _ in range(n)))
+            await drain(todo, one, cfg.client.concurrency * 2)
         finally:
             journal.close()
             if pool:
@@ -256,6 +247,22 @@ async def _one(source: Source, client: PoliteClient, pool: ImagePool | None, sid
             rec.update(status=STATUS_FAILED, error="no image URL")
     rec["harvested_at"] = now_utc().isoformat()
     return rec
+
+
+async def drain(items, fn, workers: int) -> None:
+    """Run `fn(item)` for every item with at most `workers` at once (items in order)."""
+    queue: asyncio.Queue = asyncio.Queue()
+    for item in items:
+        queue.put_nowait(item)
+
+    async def worker():
+        while True:
+            try:
+                item = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            await fn(item)
+    await asyncio.gather(*(worker() for _ in range(max(1, min(workers, len(items))))))
 
 
 def _failed(source: str, sid: str, error: str) -> dict:

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from artdata.harvest import Job, Journal, fetch_image
+from artdata.harvest import Job, Journal, drain, fetch_image
 from artdata.http import ClientConfig, PoliteClient
 from artdata.images import ImageConfig, ImagePool, ImageStore
 from artdata.manifest import STANDARD_CARD_KEYS, Manifest, load, write_manifest
@@ -66,39 +66,29 @@ async def _materialize(home, m: Manifest, image_base, image_size, client_cfg, wo
     if progress:
         progress.start(len(todo) + res.counts["present"], res.counts["present"])
     pool = ImagePool(store, cfg, workers)
-    queue: asyncio.Queue = asyncio.Queue()
-    for r in todo:
-        queue.put_nowait(r)
-
     async with PoliteClient(client_cfg) as client:
-        async def worker():
-            while True:
-                try:
-                    r = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                sid = f"{r['source']}:{r['source_id']}"
-                url = rebase(r["image_url"], image_base)
-                got = await fetch_image(client, pool, Job(dict(r), [url]))
-                status = got["status"]
-                if status == STATUS_OK and r["status"] == STATUS_OK:
-                    if r.get("source_sha256") and got["source_sha256"] != r["source_sha256"]:
-                        res.mismatches.append(f"{sid}: served bytes differ from the manifest's "
-                                              f"(sha256 {got['source_sha256'][:12]} != {r['source_sha256'][:12]}) {url}")
-                        status = "mismatch"
-                    elif got["image_key"] != r["image_key"]:
-                        res.mismatches.append(f"{sid}: stored image differs (sha256 {got['image_key'][:12]} != "
-                                              f"{r['image_key'][:12]}): another Pillow or settings? {url}")
-                        status = "mismatch"
-                entry = {"source_id": sid, "status": status, **{k: v for k, v in got.items() if k != "status"}}
-                journal.append(entry)
-                res.counts["fetched" if status == STATUS_OK else status] += 1
-                if progress:
-                    progress.advance(status)
+        async def one(r):
+            sid = f"{r['source']}:{r['source_id']}"
+            url = rebase(r["image_url"], image_base)
+            got = await fetch_image(client, pool, Job(dict(r), [url]))
+            status = got["status"]
+            if status == STATUS_OK and r["status"] == STATUS_OK:
+                if r.get("source_sha256") and got["source_sha256"] != r["source_sha256"]:
+                    res.mismatches.append(f"{sid}: served bytes differ from the manifest's "
+                                          f"(sha256 {got['source_sha256'][:12]} != {r['source_sha256'][:12]}) {url}")
+                    status = "mismatch"
+                elif got["image_key"] != r["image_key"]:
+                    res.mismatches.append(f"{sid}: stored image differs (sha256 {got['image_key'][:12]} != "
+                                          f"{r['image_key'][:12]}): another Pillow or settings? {url}")
+                    status = "mismatch"
+            entry = {"source_id": sid, "status": status, **{k: v for k, v in got.items() if k != "status"}}
+            journal.append(entry)
+            res.counts["fetched" if status == STATUS_OK else status] += 1
+            if progress:
+                progress.advance(status)
 
         try:
-            n = max(1, min(client_cfg.concurrency * 2, len(todo)))
-            await asyncio.gather(*(worker() for _ in range(n)))
+            await drain(todo, one, client_cfg.concurrency * 2)
         finally:
             journal.close()
             pool.close()

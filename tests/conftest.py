@@ -38,3 +38,21 @@ def shared_path(*parts) -> Path:
     if not p.exists():
         pytest.skip(f"{p} not available (../shared/data beside the checkout)")
     return p
+
+
+def debian_tool(binary: str, package: str) -> str:
+    """The path of `binary`, installing Debian's `package` with apt first when it is missing
+    (the test setup of the browser and Redis tests; needs root, as on CI's machines)."""
+    import shutil
+    import subprocess
+    exe = shutil.which(binary)
+    if exe is None:
+        if os.geteuid() != 0:
+            pytest.fail(f"this test needs Debian's {package}: apt-get install {package} (as root)")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", package], check=True, env=env,
+                       timeout=900, capture_output=True)
+        exe = shutil.which(binary)
+    assert exe, f"{package} did not install"
+    return exe

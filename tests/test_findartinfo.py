@@ -322,17 +322,9 @@ def test_login_from_environment_never_stored(tmp_path):
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory):
     """A real Redis on loopback (Debian's redis-server, installed with apt when missing; needs root)."""
-    import shutil
     import socket
-    exe = shutil.which("redis-server")
-    if exe is None:
-        if os.geteuid() != 0:
-            pytest.fail("the scrapy-redis test needs Debian's redis-server: apt-get install redis-server (as root)")
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "redis-server"], check=True,
-                       env=env, timeout=600, capture_output=True)
-        exe = shutil.which("redis-server")
+    from conftest import debian_tool
+    exe = debian_tool("redis-server", "redis-server")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

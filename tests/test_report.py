@@ -16,6 +16,7 @@ from artdata.paths import Home
 from artdata.report import dataset_report, run_report
 from artdata.splits import build_split
 from artdata.train.loop import TrainArgs, main
+from conftest import debian_tool
 from test_train import CLASSES, make_split
 
 CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -24,17 +25,7 @@ CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
 
 @pytest.fixture(scope="session")
 def chromium():
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        if os.geteuid() != 0:
-            pytest.fail("the report tests need Debian's chromium: apt-get install chromium (as root)")
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env, timeout=900,
-                       capture_output=True)
-        exe = shutil.which("chromium")
-    assert exe, "chromium did not install"
-    return exe
+    return debian_tool("chromium", "chromium")
 
 
 def render(chromium, page: Path, tmp: Path, size=(1200, 1600)):
