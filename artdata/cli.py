@@ -499,7 +499,6 @@ def train(
 
 
 def click_context():
-    import typer.core  # noqa: F401
     try:
         from typer._click.globals import get_current_context  # typer >= 0.20 vendors click
     except ImportError:

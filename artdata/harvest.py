@@ -26,8 +26,7 @@ from artdata.http import ClientConfig, FetchError, PoliteClient
 from artdata.images import ImageConfig, ImagePool, ImageStore
 from artdata.manifest import Manifest, write_manifest
 from artdata.paths import Home
-from artdata.records import (STATUS_FAILED, STATUS_OK, STATUS_PENDING, extra_json, new_record, now_utc,
-                             to_table)
+from artdata.records import STATUS_FAILED, STATUS_OK, STATUS_PENDING, new_record, now_utc, to_table
 
 
 @dataclass
@@ -285,5 +284,5 @@ def decode_json(resp: httpx.Response, what: str) -> Any:
         raise ArtdataError(f"{what}: malformed JSON from {url}: {exc}") from None
 
 
-__all__ = ["Job", "Source", "HarvestConfig", "HarvestResult", "harvest", "fetch_image", "decode_json",
-           "extra_json", "Journal"]
+__all__ = ["Job", "Source", "HarvestConfig", "HarvestResult", "harvest", "fetch_image", "decode_json", "drain",
+           "Journal"]

@@ -13,7 +13,7 @@ import os
 import tempfile
 import warnings
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -242,6 +242,3 @@ class ImagePool:
     def __exit__(self, *exc):
         self.close()
 
-
-def config_dict(cfg: ImageConfig) -> dict:
-    return asdict(cfg)

@@ -24,7 +24,7 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -394,7 +394,7 @@ def render_readme(card: dict) -> str:
     lines += [f"- created: {card['created_at']} by artdata {card['artdata_version']}"
               + (f" (git {card['git_commit'][:10]})" if card.get("git_commit") else ""),
               f"- rows: {c['rows']}",
-              f"- status: " + ", ".join(f"{k} {v}" for k, v in c.get("by_status", {}).items())]
+              "- status: " + ", ".join(f"{k} {v}" for k, v in c.get("by_status", {}).items())]
     if lin.get("source"):
         lines.append(f"- source: {lin['source']}")
     if lin.get("parents"):
@@ -470,9 +470,3 @@ def croissant(card: dict, schema: pa.Schema) -> dict:
         "recordSet": record_sets,
     }
 
-
-def group_versions(ms: Iterable[Manifest]) -> dict[str, list[Manifest]]:
-    out: dict[str, list[Manifest]] = {}
-    for m in ms:
-        out.setdefault(m.name, []).append(m)
-    return out

@@ -119,11 +119,6 @@ def resolve_culture(culture, nationality, country, region_map: RegionMap) -> tup
 
 # ---------------------------------------------------------------- counts and bins
 
-def min_count_classes(labels: Iterable[str], n: int) -> set[str]:
-    """Classes with at least `n` members."""
-    return {c for c, k in Counter(labels).items() if k >= n}
-
-
 def top_n(values: Iterable[str], n: int) -> list[str]:
     """The n most frequent values; ties broken alphabetically (deterministic)."""
     counts = Counter(v for v in values if v)

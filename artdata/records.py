@@ -179,6 +179,3 @@ def conform(table: pa.Table) -> pa.Table:
             cols.append(pa.nulls(table.num_rows, type=field.type))
     return pa.Table.from_arrays(cols, schema=schema)
 
-
-def empty_table(schema: pa.Schema = RECORD_SCHEMA) -> pa.Table:
-    return schema.empty_table()

@@ -28,7 +28,7 @@ from artdata.manifest import Manifest, load, write_manifest
 from artdata.paths import Home
 from artdata.recipes import (RegionMap, equal_count_bins, medium_tags, non_painting_flag, normalise_medium,
                              resolve_culture, top_n)
-from artdata.records import SPLIT_SCHEMA, conform
+from artdata.records import conform
 
 SPLITS = ("train", "val", "test")
 USABLE = ("ok", "pending")

@@ -14,7 +14,6 @@ Every drop is counted (`artdata/dropped/<reason>` in the crawl stats) and raised
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from scrapy import Request

@@ -18,8 +18,8 @@ from artdata.mirror import Faults, Mirror
 from artdata.paths import Home
 from artdata.spiders import parsing as P
 from artdata.spiders.items import SaleItem
-from artdata.spiders.mirror_routes import NO_DATING_SALE, SHIFTED_SALE, FindartinfoSite, attach
-from artdata.spiders.pipelines import (CleanPipeline, DedupePipeline, ManifestPipeline, ValidatePipeline, to_record)
+from artdata.spiders.mirror_routes import NO_DATING_SALE, SHIFTED_SALE, attach
+from artdata.spiders.pipelines import CleanPipeline, DedupePipeline, ManifestPipeline, ValidatePipeline
 from artdata.spiders.spiders.findartinfo import FindartinfoSpider
 
 FIX = Path(__file__).parent / "fixtures" / "findartinfo"
@@ -305,7 +305,7 @@ def _sale_requests(m):
 
 def test_login_from_environment_never_stored(tmp_path):
     with Mirror() as m:
-        site = attach(m, password="s3cret-Pa55")
+        attach(m, password="s3cret-Pa55")
         home = Home(tmp_path)
         env = dict(os.environ, FINDARTINFO_USER="demo", FINDARTINFO_PASSWORD="s3cret-Pa55")
         r = crawl(m, home, "--letters", "C", "--max-pages", "1", "--metadata-only", "--http-cache", env=env)

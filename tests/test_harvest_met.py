@@ -8,7 +8,6 @@ import time
 from collections import Counter
 from dataclasses import replace
 
-import pandas as pd
 import pytest
 
 from artdata.harvest import HarvestConfig, harvest
@@ -182,7 +181,6 @@ def test_rerun_is_a_no_op(home):
 
 
 def test_metadata_only_then_materialize(home):
-    from artdata.http import ClientConfig
     from artdata.materialize import materialize
     with Mirror() as m:
         res = harvest(MetSource(api_base=m.met_api_base, image_size=32),

@@ -76,7 +76,6 @@ def test_gives_up_with_url_in_message():
 
 def test_user_agent_identifies_and_can_be_overridden():
     seen = []
-    from artdata.mirror import Response
     with Mirror() as m:
         # the request handler sees headers; record them through a route
         import artdata.mirror as mm

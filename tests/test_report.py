@@ -1,8 +1,6 @@
 """Reports: real pages rendered in headless Chromium (Debian's, installed by this setup if missing),
 screenshots checked, and every number drawn checked against the files it came from."""
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -94,7 +92,6 @@ def test_dataset_report_numbers_and_browser(trained, chromium, tmp_path):
 
 def test_explain(trained, tmp_path):
     home, run = trained
-    from artdata.train.data import load_splits
     page = explain(run, home, count=3)
     data = json.loads((page.parent / "explain.json").read_text())
     assert len(data["images"]) == 3 and data["classes"] == CLASSES

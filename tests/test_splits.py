@@ -1,11 +1,9 @@
 """Split recipes on real data (shared/data), through real manifests."""
-import io
 from collections import Counter
 
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
 
 from artdata import ArtdataError

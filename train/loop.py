@@ -10,11 +10,10 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from artdata.images import ImageStore
 from artdata.manifest import load
 from artdata.paths import Home
 from artdata.train import models as M
-from artdata.train.data import BatchTransform, DataConfig, create_loader, load_splits
+from artdata.train.data import BatchTransform, DataConfig, ManifestImages, create_loader, load_splits
 from artdata.train.metrics import Accumulator, MetricsFile, write_json
 
 log = logging.getLogger("artdata.train")
@@ -366,7 +365,7 @@ def main(args: TrainArgs) -> dict:
         sampler_fn = None
         if world > 1:
             sampler = torch.utils.data.distributed.DistributedSampler(
-                create_loader(splits["train"], store, dcfg, 1, False, 0).dataset, seed=args.seed)
+                ManifestImages(splits["train"].keys, splits["train"].targets, store, dcfg.load_size), seed=args.seed)
             sampler_fn = sampler
 
         def train_loader_fn(epoch):
@@ -476,7 +475,6 @@ def _scalars(r: dict) -> dict:
 
 def train_softmax(args: TrainArgs, manifest, out: Path, device) -> dict:
     """Multinomial logistic regression on the `features` table of a price split (appraisal study)."""
-    import pandas as pd
     feats = manifest.extra_table("features").to_pandas()
     cols = [c for c in feats.columns if c not in ("source", "source_id", "split", "label")]
     classes = sorted(feats["label"].unique().tolist())

@@ -196,6 +196,4 @@ def create_model(name: str, num_classes: int, *, in_ch: int = 3, weights: str | 
 
 def backbone_blocks(model: nn.Module) -> list[nn.Module]:
     """The backbone's top-level blocks, in order (for --unfreeze-last K)."""
-    bb = model.backbone
-    kids = [m for m in bb.children() if any(p.requires_grad is not None for p in m.parameters())]
-    return [m for m in kids if sum(p.numel() for p in m.parameters()) > 0]
+    return [m for m in model.backbone.children() if any(True for _ in m.parameters())]
