@@ -23,9 +23,10 @@ import httpx
 
 from artdata import ArtdataError
 from artdata.http import ClientConfig, FetchError, PoliteClient
-from artdata.images import ImageConfig, ImagePool, ImageStore
+from artdata.images import ImageConfig, ImageStore
 from artdata.manifest import Manifest, write_manifest
 from artdata.paths import Home
+from artdata.workers import ImageWorkers
 from artdata.records import STATUS_FAILED, STATUS_OK, STATUS_PENDING, new_record, now_utc, to_table
 
 
@@ -128,7 +129,7 @@ class _Progress:
     def stop(self) -> None: ...
 
 
-async def fetch_image(client: PoliteClient, pool: ImagePool, job: Job) -> dict:
+async def fetch_image(client: PoliteClient, pool: ImageWorkers, job: Job) -> dict:
     """Try the job's image URLs in order; returns the image fields of the record."""
     best: dict | None = None
     last_error = "no image URL"
@@ -141,7 +142,7 @@ async def fetch_image(client: PoliteClient, pool: ImagePool, job: Job) -> dict:
         if resp.status_code != 200:
             last_error = f"HTTP {resp.status_code} for image {url}"
             continue
-        res = await asyncio.wrap_future(pool.submit(resp.content))
+        res = await pool.process(resp.content)
         if res.status != STATUS_OK:
             last_error = f"{res.error} ({url})"
             continue
@@ -183,8 +184,8 @@ async def _harvest(source: Source, cfg: HarvestConfig, home: Home, progress: _Pr
             ids = ids[: cfg.limit]
         todo = [i for i in ids if i not in done or (cfg.retry_failed and done[i]["status"] == STATUS_FAILED)]
         skipped = len(ids) - len(todo)
+        pool = None if cfg.metadata_only or not todo else await ImageWorkers(store, cfg.image, cfg.workers).start()
         progress.start(len(ids), skipped)
-        pool = None if cfg.metadata_only else ImagePool(store, cfg.image, cfg.workers)
 
         async def one(sid):
             rec = await _one(source, client, pool, sid, cfg)
@@ -197,7 +198,7 @@ async def _harvest(source: Source, cfg: HarvestConfig, home: Home, progress: _Pr
         finally:
             journal.close()
             if pool:
-                pool.close()
+                await pool.aclose()
             progress.stop()
         stats = client.stats
     records = journal.load()
@@ -229,7 +230,7 @@ async def _harvest(source: Source, cfg: HarvestConfig, home: Home, progress: _Pr
                          time.monotonic() - t0, stats)
 
 
-async def _one(source: Source, client: PoliteClient, pool: ImagePool | None, sid: str, cfg: HarvestConfig) -> dict:
+async def _one(source: Source, client: PoliteClient, pool: ImageWorkers | None, sid: str, cfg: HarvestConfig) -> dict:
     try:
         job = await source.job(client, sid)
     except FetchError as exc:

@@ -16,9 +16,10 @@ from urllib.parse import urlsplit
 
 from artdata.harvest import Job, Journal, drain, fetch_image
 from artdata.http import ClientConfig, PoliteClient
-from artdata.images import ImageConfig, ImagePool, ImageStore
+from artdata.images import ImageConfig, ImageStore
 from artdata.manifest import STANDARD_CARD_KEYS, Manifest, load, write_manifest
 from artdata.paths import Home
+from artdata.workers import ImageWorkers
 from artdata.records import STATUS_OK, STATUS_PENDING, now_utc, to_table
 
 
@@ -63,9 +64,9 @@ async def _materialize(home, m: Manifest, image_base, image_size, client_cfg, wo
                 res.counts["present"] += 1
             else:
                 todo.append(r)
+    pool = await ImageWorkers(store, cfg, workers).start()
     if progress:
         progress.start(len(todo) + res.counts["present"], res.counts["present"])
-    pool = ImagePool(store, cfg, workers)
     async with PoliteClient(client_cfg) as client:
         async def one(r):
             sid = f"{r['source']}:{r['source_id']}"
@@ -91,7 +92,7 @@ async def _materialize(home, m: Manifest, image_base, image_size, client_cfg, wo
             await drain(todo, one, client_cfg.concurrency * 2)
         finally:
             journal.close()
-            pool.close()
+            await pool.aclose()
             if progress:
                 progress.stop()
     done = journal.load()

@@ -239,6 +239,8 @@ def test_resume_after_sigkill(home, tmp_path):
                     break
                 time.sleep(0.05)
             assert journal is not None, "harvest did not start"
+            tree = _descendants(proc.pid)
+            assert len(tree) >= 1, "the image workers were not found"
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
         finally:
@@ -260,7 +262,36 @@ def test_resume_after_sigkill(home, tmp_path):
         # in-flight ids at the kill may have been asked twice; nothing else
         twice = [i for i, n in asked_after.items() if n > 1]
         assert len(twice) <= 8
-    # the killed run's image workers noticed and went away: no process of it is left
-    time.sleep(1.5)
+    # the killed run's image workers (and the process that forked them) noticed and went away
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in tree):
+        time.sleep(0.1)
+    assert [p for p in tree if _alive(p)] == []
     left = subprocess.run(["pgrep", "-f", "--", f"--home {home.root}"], capture_output=True, text=True).stdout.split()
     assert left == []
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, their children, ...), from /proc."""
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as fh:
+                    children.setdefault(int(fh.read().rsplit(")", 1)[1].split()[1]), []).append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    out, todo = [], list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
