@@ -148,3 +148,38 @@ def test_servers_stop_and_free_ports():
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("127.0.0.1", port))
     s.close()
+
+
+def _raw(port: int, data: bytes) -> bytes:
+    """Send raw bytes, return everything the mirror answers until it closes (or 2 s pass)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.sendall(data)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except TimeoutError:
+            pass
+    return out
+
+
+def test_request_parsing_keep_alive_and_bad_requests(mirror):
+    port = int(mirror.met_api_base.split(":")[2].split("/")[0])
+    prefix = mirror.met_api_base.split(str(port), 1)[1]
+    # two HTTP/1.1 requests on one connection, the second asking to close: both answered, then closed
+    two = (f"GET {prefix}/departments HTTP/1.1\r\nHost: x\r\n\r\n"
+           f"GET {prefix}/departments HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").encode()
+    out = _raw(port, two)
+    assert out.count(b"HTTP/1.1 200 OK") == 2 and out.count(b"European Paintings") == 2
+    # HTTP/1.0 closes after one answer unless asked to keep alive
+    assert _raw(port, f"GET {prefix}/departments HTTP/1.0\r\n\r\n".encode()).count(b" 200 ") == 1
+    assert b" 400 " in _raw(port, b"NONSENSE\r\n\r\n").split(b"\r\n")[0]
+    assert b" 400 " in _raw(port, f"GET {prefix}/departments HTTP/1.1\r\nno colon\r\n\r\n".encode())[:20]
+    assert b" 431 " in _raw(port, f"GET {prefix}/departments HTTP/1.1\r\nX: {'a' * 70000}\r\n\r\n".encode())[:20]
+    many = "".join(f"X-{i}: {i}\r\n" for i in range(120))
+    assert b" 431 " in _raw(port, f"GET {prefix}/departments HTTP/1.1\r\n{many}\r\n".encode())[:20]
+    # headers reach the routes (the plug-in route sees them through `_headers`)
+    seen = {}
+    mirror.add_route("api", "/echo-headers", lambda m, path, q: seen.update(q.get("_headers", {})) or Response(200, b"ok", "text/plain"))
+    assert get(f"http://127.0.0.1:{port}/echo-headers", headers={"X-Probe": "yes"}).status_code == 200
+    assert seen.get("x-probe") == "yes"

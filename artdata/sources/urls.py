@@ -8,8 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from artdata import ArtdataError
 from artdata.harvest import Job
 from artdata.http import PoliteClient
@@ -21,6 +19,7 @@ def read_urls(path: str, column: str = "url") -> list[str]:
     if not p.is_file():
         raise ArtdataError(f"{path}: no such file")
     if p.suffix.lower() in (".csv", ".parquet"):
+        import pandas as pd     # only tables need it: a plain list starts without pandas' import time
         try:
             df = pd.read_parquet(p) if p.suffix.lower() == ".parquet" else pd.read_csv(p, dtype=str)
         except (OSError, ValueError) as exc:
