@@ -13,6 +13,7 @@ import os
 import tempfile
 import warnings
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,6 +132,9 @@ def process_image(data: bytes, cfg: ImageConfig = ImageConfig()) -> ImageResult:
                        len(blob), blob)
 
 
+_tmp_seq = itertools.count()
+
+
 class ImageStore:
     """Content-addressed JPEG store: <root>/<k[:2]>/<k[2:4]>/<k>.jpg, atomic writes."""
 
@@ -154,8 +158,18 @@ class ImageStore:
         dest = self.path(key)
         if dest.is_file():
             return key
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-", suffix=".part")
+        # a name of our own in the shard (no mkdir or mkstemp per image: both cost more than the write)
+        tmp = dest.parent / f".tmp-{os.getpid()}-{next(_tmp_seq)}.part"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        try:
+            try:
+                fd = os.open(tmp, flags, 0o644)
+            except FileNotFoundError:                  # the shard's first image
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(tmp, flags, 0o644)
+        except FileExistsError:                        # left by a killed process with our pid
+            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-", suffix=".part")
+            tmp = Path(tmp)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)

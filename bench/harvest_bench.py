@@ -9,7 +9,8 @@
    2 processes) on the same URL list, each in its own process tree, measuring wall time and the
    peak summed RSS of the tree (sampled every 0.1 s from /proc).
 4. The ceiling: decode + resize + encode of the same files on all cores, no network
-   (`artdata.images.process_image` in a process pool).
+   (`artdata.images.process_image` in a process pool), measured before and after the tools; the
+   ratio is taken against the higher of the two.
 """
 from __future__ import annotations
 
@@ -39,26 +40,55 @@ def _render(i: int) -> None:
         os.replace(tmp, p)
 
 
-def tree_rss(pid: int) -> int:
-    """Summed RSS (bytes) of pid and all its descendants."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
+def _children(pid: int) -> list[int] | None:
+    """Direct children from /proc/<pid>/task/*/children (Linux); None where that file is missing."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    out = []
+    for t in tasks:
         try:
-            with open(f"/proc/{d}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{d}/statm") as fh:
-                rss[int(d)] = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-            children.setdefault(ppid, []).append(int(d))
-        except (OSError, ValueError, IndexError):
+            with open(f"/proc/{pid}/task/{t}/children") as fh:
+                out += [int(c) for c in fh.read().split()]
+        except FileNotFoundError:
+            return None
+        except OSError:
             continue
+    return out
+
+
+def _all_children() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as fh:
+                    children.setdefault(int(fh.read().rsplit(")", 1)[1].split()[1]), []).append(int(d))
+            except (OSError, ValueError, IndexError):
+                continue
+    return children
+
+
+def tree_rss(pid: int) -> int:
+    """Summed RSS (bytes) of pid and all its descendants. Walks the tree through each process's
+    `children` file (a few reads) rather than scanning all of /proc, so that sampling every 0.1 s
+    costs the measured tools next to nothing."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    table = None
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
-        total += rss.get(p, 0)
-        todo += children.get(p, [])
+        try:
+            with open(f"/proc/{p}/statm") as fh:
+                total += int(fh.read().split()[1]) * page
+        except (OSError, ValueError, IndexError):
+            continue
+        kids = _children(p)
+        if kids is None:
+            table = table if table is not None else _all_children()
+            kids = table.get(p, [])
+        todo += kids
     return total
 
 
@@ -87,6 +117,14 @@ def _ceiling_one(path: str) -> bool:
     return process_image(Path(path).read_bytes(), ImageConfig(size=256, quality=90)).status == "ok"
 
 
+def ceiling(files: list[Path]) -> float:
+    """Images per second of decode + resize + encode of the files on all cores, no network."""
+    t0 = time.perf_counter()
+    with Pool(os.cpu_count()) as pool:
+        ok = sum(pool.map(_ceiling_one, [str(f) for f in files], chunksize=20))
+    return ok / (time.perf_counter() - t0)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=5000)
@@ -102,12 +140,8 @@ def main():
     print(f"{a.images} source images, mean {size / a.images / 1e3:.0f} KB (ready in {time.perf_counter() - t0:.0f}s)")
 
     results = {"images": a.images, "mean_source_kb": size / a.images / 1e3, "cores": os.cpu_count()}
-    # the ceiling: no network
-    t0 = time.perf_counter()
-    with Pool(os.cpu_count()) as pool:
-        ok = sum(pool.map(_ceiling_one, [str(f) for f in files], chunksize=20))
-    results["ceiling_images_per_s"] = ok / (time.perf_counter() - t0)
-    print(f"ceiling (decode+resize+encode, {os.cpu_count()} processes): {results['ceiling_images_per_s']:.0f} images/s")
+    ceilings = [ceiling(files)]       # measured again after the tools: the higher one counts
+    print(f"ceiling (decode+resize+encode, {os.cpu_count()} processes): {ceilings[0]:.0f} images/s")
 
     def serve(m, path, q):
         name = path.rsplit("/", 1)[-1]
@@ -136,8 +170,12 @@ def main():
             ok = sum(1 for _ in dest.rglob("*.jpg"))
             results["img2dataset"] = {"wall_s": wall, "peak_rss_mb": rss / 2**20, "ok": ok, "images_per_s": ok / wall}
             print(f"img2dataset: {ok} images in {wall:.1f}s = {ok / wall:.0f} images/s, peak RSS {rss / 2**20:.0f} MB")
+    ceilings.append(ceiling(files))
+    print(f"ceiling again: {ceilings[1]:.0f} images/s")
+    results["ceiling_runs"] = ceilings
+    results["ceiling_images_per_s"] = max(ceilings)
     ours = results["artdata"]["images_per_s"]
-    print(f"artdata / ceiling: {ours / results['ceiling_images_per_s']:.2f}")
+    print(f"artdata / ceiling: {ours / results['ceiling_images_per_s']:.2f} (the higher ceiling)")
     if "img2dataset" in results:
         print(f"artdata / img2dataset: {ours / results['img2dataset']['images_per_s']:.2f}x images/s, "
               f"RSS {results['artdata']['peak_rss_mb'] / results['img2dataset']['peak_rss_mb']:.2f}x")
