@@ -391,7 +391,8 @@ class FastTransport(httpx.AsyncBaseTransport):
         conn = None
         try:
             for attempt in range(2):
-                conn = self._checkout(key) or await self._connect(key, timeouts.get("connect"))
+                # a retry after a stale keep-alive connection goes out on a fresh one
+                conn = (None if attempt else self._checkout(key)) or await self._connect(key, timeouts.get("connect"))
                 try:
                     return await self._exchange(conn, request, head, body, timeouts)
                 except _StaleConnection:

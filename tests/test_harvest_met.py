@@ -271,6 +271,47 @@ def test_resume_after_sigkill(home, tmp_path):
     assert left == []
 
 
+
+def test_ctrl_c_stops_cleanly_and_resumes(home):
+    """SIGINT (Ctrl-C) mid-run: a one-line message, exit 130, the journal intact, the image
+    processes gone; the same command then finishes without fetching anything twice."""
+    with Mirror(faults=Faults(slow=1.0, slow_seconds=0.05)) as m:
+        cmd = [sys.executable, "-m", "artdata", "crawl", "met", "--api-base", m.met_api_base, "--limit", "60",
+               "--rate", "30", "--concurrency", "4", "--image-size", "32", "--home", str(home.root)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        journal = None
+        try:
+            while time.monotonic() < deadline and journal is None:
+                found = list(home.harvest.glob("met-*/journal.jsonl")) if home.harvest.exists() else []
+                if found and sum(1 for _ in open(found[0], "rb")) >= 15:
+                    journal = found[0]
+                time.sleep(0.05)
+            assert journal is not None, "harvest did not start"
+            tree = _descendants(proc.pid)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 130, err
+        assert "Interrupted" in out + err and "Traceback" not in err
+        lines = open(journal, "rb").read().splitlines(keepends=True)
+        assert lines and all(l.endswith(b"\n") for l in lines)
+        done_before = {json.loads(l)["source_id"] for l in lines}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(p) for p in tree):
+            time.sleep(0.1)
+        assert [p for p in tree if _alive(p)] == []
+        asked_before = _object_requests(m)
+        again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stderr
+        asked_after = _object_requests(m)
+        assert not {i for i in done_before if asked_after[i] > asked_before[i]}
+        ids = load(home.manifests, "met").table(columns=["source_id"]).column("source_id").to_pylist()
+        assert len(ids) == 60 and len(set(ids)) == 60
+
 def _descendants(pid: int) -> list[int]:
     """Every process below `pid` (children, their children, ...), from /proc."""
     children: dict[int, list[int]] = {}
