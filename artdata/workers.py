@@ -84,6 +84,7 @@ class _Worker:
         self.proc, self.send, self.recv = proc, send, recv
         self.jobs: dict[int, asyncio.Future] = {}
         self.alive = True
+        self.gone = asyncio.get_running_loop().create_future()    # its result pipe reached EOF
 
 
 class ImageWorkers:
@@ -158,6 +159,8 @@ class ImageWorkers:
             fut.set_result(res)
 
     def _lost(self, worker: _Worker) -> None:
+        if not worker.gone.done():
+            worker.gone.set_result(None)
         if not worker.alive:
             return
         worker.alive = False
@@ -181,12 +184,10 @@ class ImageWorkers:
         self._closing = True
         for w in self._workers:
             w.send.close()          # EOF: the worker returns after its current image
+        if self._workers:
+            await asyncio.wait([w.gone for w in self._workers], timeout=5)
         for w in self._workers:
-            for _ in range(100):
-                if not w.proc.is_alive():
-                    break
-                await asyncio.sleep(0.05)
-            if w.proc.is_alive():
+            if w.proc.is_alive() and not w.gone.done():
                 w.proc.terminate()
             w.proc.join(5)
             if w.recv is not None:
