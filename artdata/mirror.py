@@ -282,6 +282,17 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):  # quiet
         pass
 
+    _date = (0, "")
+
+    def date_time_string(self, timestamp=None) -> str:
+        """The Date header, formatted once a second rather than on every answer."""
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        now = int(time.time())
+        if _Handler._date[0] != now:
+            _Handler._date = (now, super().date_time_string(now))
+        return _Handler._date[1]
+
     def parse_request(self) -> bool:
         """The request line and header lines, read straight into an HTTPMessage: the stdlib's
         version runs every request's headers through the email package's feed parser, the largest
@@ -473,8 +484,12 @@ class Mirror:
         """Answer one request. Routes get the query with two extra keys: `_headers` (request
         headers) and `_body` (the POST body, None for GET)."""
         now = time.monotonic()
-        parts = urlsplit(raw_path)
-        path, query = parts.path, parse_qs(parts.query)
+        if raw_path.startswith("/"):            # origin form, as clients send it: no urlsplit needed
+            path, _, qs = raw_path.partition("?")
+        else:
+            parts = urlsplit(raw_path)
+            path, qs = parts.path, parts.query
+        query = parse_qs(qs) if qs else {}
         query["_headers"] = {k.lower(): v for k, v in (headers or {}).items()}
         query["_body"] = body
         f = self.faults

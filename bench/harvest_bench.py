@@ -143,10 +143,14 @@ def main():
     ceilings = [ceiling(files)]       # measured again after the tools: the higher one counts
     print(f"ceiling (decode+resize+encode, {os.cpu_count()} processes): {ceilings[0]:.0f} images/s")
 
+    src = str(OUT / "src")
+
     def serve(m, path, q):
-        name = path.rsplit("/", 1)[-1]
-        p = OUT / "src" / name
-        return Response(200, p.read_bytes(), "image/jpeg") if p.is_file() else Response(404, b"", "text/plain")
+        try:
+            with open(os.path.join(src, os.path.basename(path)), "rb") as fh:
+                return Response(200, fh.read(), "image/jpeg")
+        except OSError:
+            return Response(404, b"", "text/plain")
 
     with Mirror() as m:
         m.add_route("media", "/bench/", serve)
