@@ -349,20 +349,26 @@ class _Handler(BaseHTTPRequestHandler):
         if resp.delay:
             time.sleep(resp.delay)
         body = resp.body
-        self.send_response(resp.status)
-        self.send_header("Content-Type", resp.content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in resp.headers.items():
-            self.send_header(k, v)
+        reason = self.responses.get(resp.status, ("",))[0]
+        head = [f"HTTP/1.1 {resp.status} {reason}", f"Server: {self.version_string()}",
+                f"Date: {self.date_time_string()}", f"Content-Type: {resp.content_type}",
+                f"Content-Length: {len(body)}"]
+        head += [f"{k}: {v}" for k, v in resp.headers.items()]
         if resp.truncate:
-            self.send_header("Connection", "close")
-        self.end_headers()
+            head.append("Connection: close")
+            self.close_connection = True
+        # head and body leave in one call (no second send, no copy of the body)
+        parts = [memoryview(("\r\n".join(head) + "\r\n\r\n").encode("latin-1")),
+                 memoryview(body)[: len(body) // 2] if resp.truncate else memoryview(body)]
         try:
-            self.wfile.write(body[: len(body) // 2] if resp.truncate else body)
-            self.wfile.flush()
+            while parts:
+                sent = self.connection.sendmsg(parts)
+                while parts and sent >= len(parts[0]):
+                    sent -= len(parts[0])
+                    parts.pop(0)
+                if parts and sent:
+                    parts[0] = parts[0][sent:]
         except (BrokenPipeError, ConnectionResetError):
-            pass
-        if resp.truncate:
             self.close_connection = True
 
 
