@@ -99,6 +99,9 @@ def _run_harvest(source, cfg, home, label: str):
         s = res.client_stats
         console.print(f"  requests {s.requests}, retries {s.retries}, blocks {s.blocks}, "
                       f"{s.bytes / 1e6:.1f} MB")
+    if res.worker_crashes:
+        console.print(f"  [yellow]an image process died {res.worker_crashes} time(s) and was replaced[/yellow]; "
+                      "the images it held are failed records ('image worker died'): --retry-failed fetches them again")
     if res.manifest:
         typer.echo(f"manifest {res.manifest.ref} -> {res.manifest.path}")
     return res

@@ -115,6 +115,7 @@ class HarvestResult:
     skipped: int
     seconds: float
     client_stats: Any = None
+    worker_crashes: int = 0         # image processes that died (and were replaced) during the run
 
 
 class _Progress:
@@ -185,6 +186,7 @@ async def _harvest(source: Source, cfg: HarvestConfig, home: Home, progress: _Pr
         todo = [i for i in ids if i not in done or (cfg.retry_failed and done[i]["status"] == STATUS_FAILED)]
         skipped = len(ids) - len(todo)
         pool = None if cfg.metadata_only or not todo else await ImageWorkers(store, cfg.image, cfg.workers).start()
+        crashes = 0
         progress.start(len(ids), skipped)
 
         async def one(sid):
@@ -199,6 +201,7 @@ async def _harvest(source: Source, cfg: HarvestConfig, home: Home, progress: _Pr
             journal.close()
             if pool:
                 await pool.aclose()
+                crashes = pool.crashes
             progress.stop()
         stats = client.stats
     records = journal.load()
@@ -227,7 +230,7 @@ async def _harvest(source: Source, cfg: HarvestConfig, home: Home, progress: _Pr
         manifest = write_manifest(home.manifests, cfg.manifest, to_table(rows), lineage=lineage,
                                   description=f"{source.name} harvest ({len(rows)} records)")
     return HarvestResult(manifest, Counter(r["status"] for r in rows), jdir, len(ids), skipped,
-                         time.monotonic() - t0, stats)
+                         time.monotonic() - t0, stats, crashes)
 
 
 async def _one(source: Source, client: PoliteClient, pool: ImageWorkers | None, sid: str, cfg: HarvestConfig) -> dict:

@@ -100,6 +100,7 @@ class ImageWorkers:
         self._next_id = 0
         self._slots: asyncio.Semaphore | None = None
         self._closing = False
+        self._respawning: set[asyncio.Task] = set()
         self.crashes = 0
 
     async def start(self) -> "ImageWorkers":
@@ -139,8 +140,11 @@ class ImageWorkers:
             raise RuntimeError("ImageWorkers.start() was not awaited")
         async with self._slots:
             live = [w for w in self._workers if w.alive]
+            while not live and self._respawning:      # a crashed worker's replacement is starting
+                await asyncio.wait(set(self._respawning))
+                live = [w for w in self._workers if w.alive]
             if not live:
-                raise ArtdataError("no image worker is running")
+                raise ArtdataError("no image worker is running (they kept crashing)")
             worker = min(live, key=lambda w: len(w.jobs))
             self._next_id += 1
             jid = self._next_id
@@ -177,11 +181,19 @@ class ImageWorkers:
         self._workers.remove(worker)
         if self.crashes <= 10 * self.n:
             task = asyncio.ensure_future(self._spawn())
-            task.add_done_callback(lambda t: t.cancelled() or t.exception() or self._workers.append(t.result()))
+            self._respawning.add(task)
+
+            def started(t: asyncio.Task) -> None:
+                self._respawning.discard(t)
+                if not t.cancelled() and t.exception() is None:
+                    self._workers.append(t.result())
+            task.add_done_callback(started)
 
     async def aclose(self) -> None:
         """Let the workers finish what they hold, then reap them."""
         self._closing = True
+        if self._respawning:
+            await asyncio.wait(set(self._respawning))
         for w in self._workers:
             w.send.close()          # EOF: the worker returns after its current image
         if self._workers:

@@ -312,6 +312,45 @@ def test_ctrl_c_stops_cleanly_and_resumes(home):
         ids = load(home.manifests, "met").table(columns=["source_id"]).column("source_id").to_pylist()
         assert len(ids) == 60 and len(set(ids)) == 60
 
+
+def test_image_worker_crash_mid_run_fails_only_its_images(home):
+    """An image process killed mid-harvest (as a crashing decoder would be): its images become
+    failed records that say so, a replacement takes over, every id is still accounted for."""
+    with Mirror(faults=Faults(slow=1.0, slow_seconds=0.03)) as m:
+        cmd = [sys.executable, "-m", "artdata", "crawl", "met", "--api-base", m.met_api_base, "--limit", "60",
+               "--rate", "40", "--concurrency", "4", "--image-size", "32", "--workers", "1",
+               "--home", str(home.root)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                found = list(home.harvest.glob("met-*/journal.jsonl")) if home.harvest.exists() else []
+                if found and sum(1 for _ in open(found[0], "rb")) >= 10:
+                    break
+                time.sleep(0.05)
+            # the image worker: the deepest process below the CLI (CLI -> forkserver -> worker)
+            kids = _descendants(proc.pid)
+            workers = [p for p in kids if not _descendants(p) and _parent(p) != proc.pid]
+            assert len(workers) == 1, kids
+            os.kill(workers[0], signal.SIGKILL)
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0, err
+        assert "an image process died 1 time(s) and was replaced" in " ".join((out + err).split())
+    rows = load(home.manifests, "met").table(columns=["source_id", "status", "error"]).to_pylist()
+    assert len(rows) == 60 and len({r["source_id"] for r in rows}) == 60
+    died = [r for r in rows if r["error"] and "image worker died" in r["error"]]
+    assert len(died) <= 2 and all(r["status"] == "failed" for r in died)
+    assert sum(r["status"] == "ok" for r in rows) >= 40
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as fh:
+        return int(fh.read().rsplit(")", 1)[1].split()[1])
+
 def _descendants(pid: int) -> list[int]:
     """Every process below `pid` (children, their children, ...), from /proc."""
     children: dict[int, list[int]] = {}
