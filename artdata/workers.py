@@ -19,7 +19,6 @@ import os
 import pickle
 import signal
 import struct
-from collections import deque
 
 from artdata import ArtdataError
 from artdata.images import ImageConfig, ImageResult, ImageStore, _process_and_store

@@ -56,3 +56,43 @@ def debian_tool(binary: str, package: str) -> str:
         exe = shutil.which(binary)
     assert exe, f"{package} did not install"
     return exe
+
+
+def parent_pid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as fh:
+        return int(fh.read().rsplit(")", 1)[1].split()[1])
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, their children, ...), from /proc."""
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                children.setdefault(parent_pid(int(d)), []).append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    out, todo = [], list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def still_running(pids: list[int], wait: float = 10.0) -> list[int]:
+    """Those of `pids` still alive after waiting up to `wait` seconds for them to go."""
+    import time
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.1)
+    return [p for p in pids if alive(p)]

@@ -16,6 +16,7 @@ from artdata.images import ImageConfig, ImageStore
 from artdata.manifest import load, verify
 from artdata.mirror import Faults, Mirror, bundled_met
 from artdata.sources.met import MetSource
+from conftest import descendants, parent_pid, still_running
 
 FAST = ClientConfig(rate=40, concurrency=8, block_pause=0.3, backoff=0.02, backoff_max=0.1, timeout=5)
 IMG = ImageConfig(size=32)
@@ -229,17 +230,9 @@ def test_resume_after_sigkill(home, tmp_path):
                "--home", str(home.root)]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        journal = None
-        deadline = time.monotonic() + 60
         try:
-            while time.monotonic() < deadline:
-                found = list(home.harvest.glob("met-*/journal.jsonl")) if home.harvest.exists() else []
-                if found and sum(1 for _ in open(found[0], "rb")) >= 25:
-                    journal = found[0]
-                    break
-                time.sleep(0.05)
-            assert journal is not None, "harvest did not start"
-            tree = _descendants(proc.pid)
+            journal = _journal_with(home, 25)
+            tree = descendants(proc.pid)
             assert len(tree) >= 1, "the image workers were not found"
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
@@ -263,10 +256,7 @@ def test_resume_after_sigkill(home, tmp_path):
         twice = [i for i, n in asked_after.items() if n > 1]
         assert len(twice) <= 8
     # the killed run's image workers (and the process that forked them) noticed and went away
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(p) for p in tree):
-        time.sleep(0.1)
-    assert [p for p in tree if _alive(p)] == []
+    assert still_running(tree) == []
     left = subprocess.run(["pgrep", "-f", "--", f"--home {home.root}"], capture_output=True, text=True).stdout.split()
     assert left == []
 
@@ -279,16 +269,9 @@ def test_ctrl_c_stops_cleanly_and_resumes(home):
         cmd = [sys.executable, "-m", "artdata", "crawl", "met", "--api-base", m.met_api_base, "--limit", "60",
                "--rate", "30", "--concurrency", "4", "--image-size", "32", "--home", str(home.root)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        journal = None
         try:
-            while time.monotonic() < deadline and journal is None:
-                found = list(home.harvest.glob("met-*/journal.jsonl")) if home.harvest.exists() else []
-                if found and sum(1 for _ in open(found[0], "rb")) >= 15:
-                    journal = found[0]
-                time.sleep(0.05)
-            assert journal is not None, "harvest did not start"
-            tree = _descendants(proc.pid)
+            journal = _journal_with(home, 15)
+            tree = descendants(proc.pid)
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=30)
         finally:
@@ -300,10 +283,7 @@ def test_ctrl_c_stops_cleanly_and_resumes(home):
         lines = open(journal, "rb").read().splitlines(keepends=True)
         assert lines and all(l.endswith(b"\n") for l in lines)
         done_before = {json.loads(l)["source_id"] for l in lines}
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(p) for p in tree):
-            time.sleep(0.1)
-        assert [p for p in tree if _alive(p)] == []
+        assert still_running(tree) == []
         asked_before = _object_requests(m)
         again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         assert again.returncode == 0, again.stderr
@@ -322,15 +302,10 @@ def test_image_worker_crash_mid_run_fails_only_its_images(home):
                "--home", str(home.root)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                found = list(home.harvest.glob("met-*/journal.jsonl")) if home.harvest.exists() else []
-                if found and sum(1 for _ in open(found[0], "rb")) >= 10:
-                    break
-                time.sleep(0.05)
+            _journal_with(home, 10)
             # the image worker: the deepest process below the CLI (CLI -> forkserver -> worker)
-            kids = _descendants(proc.pid)
-            workers = [p for p in kids if not _descendants(p) and _parent(p) != proc.pid]
+            kids = descendants(proc.pid)
+            workers = [p for p in kids if not descendants(p) and parent_pid(p) != proc.pid]
             assert len(workers) == 1, kids
             os.kill(workers[0], signal.SIGKILL)
             out, err = proc.communicate(timeout=120)
@@ -347,31 +322,13 @@ def test_image_worker_crash_mid_run_fails_only_its_images(home):
     assert sum(r["status"] == "ok" for r in rows) >= 40
 
 
-def _parent(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as fh:
-        return int(fh.read().rsplit(")", 1)[1].split()[1])
 
-def _descendants(pid: int) -> list[int]:
-    """Every process below `pid` (children, their children, ...), from /proc."""
-    children: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as fh:
-                    children.setdefault(int(fh.read().rsplit(")", 1)[1].split()[1]), []).append(int(d))
-            except (OSError, IndexError, ValueError):
-                pass
-    out, todo = [], list(children.get(pid, []))
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children.get(p, [])
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+def _journal_with(home, n: int, timeout: float = 60):
+    """The harvest's journal once it holds `n` records (fails the test after `timeout` s)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = list(home.harvest.glob("met-*/journal.jsonl")) if home.harvest.exists() else []
+        if found and sum(1 for _ in open(found[0], "rb")) >= n:
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError(f"the harvest did not record {n} ids within {timeout:g}s")

@@ -7,19 +7,11 @@ import signal
 
 from artdata.images import ImageConfig, ImageStore, process_image
 from artdata.workers import ImageWorkers
-from conftest import jpeg_bytes
+from conftest import alive, jpeg_bytes
 
 
 def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 120))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_results_match_process_image_and_land_in_the_store(tmp_path):
@@ -61,9 +53,9 @@ def test_close_reaps_every_worker(tmp_path):
     async def main():
         w = await ImageWorkers(ImageStore(tmp_path / "s"), ImageConfig(size=32), workers=2).start()
         pids = [x.proc.pid for x in w._workers]
-        assert all(_alive(p) for p in pids)
+        assert all(alive(p) for p in pids)
         await w.process(jpeg_bytes(64, 64))
         await w.aclose()
         return pids
     pids = run(main())
-    assert not any(_alive(p) for p in pids)
+    assert not any(alive(p) for p in pids)
