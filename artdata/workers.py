@@ -103,7 +103,7 @@ class ImageWorkers:
         self.crashes = 0
 
     async def start(self) -> "ImageWorkers":
-        """Start the processes (before any thread of ours: they are forked where that is the default)."""
+        """Start the processes (from a forkserver: about 0.1 s the first time in a process)."""
         self._slots = asyncio.Semaphore(self.n * self.depth)
         for _ in range(self.n):
             self._workers.append(await self._spawn())
