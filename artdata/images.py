@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import os
 import tempfile
 import warnings
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-import itertools
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -64,7 +64,7 @@ async def _materialize(home, m: Manifest, image_base, image_size, client_cfg, wo
                 res.counts["present"] += 1
             else:
                 todo.append(r)
-    pool = await ImageWorkers(store, cfg, workers).start()
+    pool = await ImageWorkers(store, cfg, workers).start() if todo else None
     if progress:
         progress.start(len(todo) + res.counts["present"], res.counts["present"])
     async with PoliteClient(client_cfg) as client:
@@ -92,7 +92,8 @@ async def _materialize(home, m: Manifest, image_base, image_size, client_cfg, wo
             await drain(todo, one, client_cfg.concurrency * 2)
         finally:
             journal.close()
-            await pool.aclose()
+            if pool:
+                await pool.aclose()
             if progress:
                 progress.stop()
     done = journal.load()

@@ -19,7 +19,7 @@ def read_urls(path: str, column: str = "url") -> list[str]:
     if not p.is_file():
         raise ArtdataError(f"{path}: no such file")
     if p.suffix.lower() in (".csv", ".parquet"):
-        import pandas as pd     # only tables need it: a plain list starts without pandas' import time
+        import pandas as pd     # imported when a table needs it: a plain list starts fetching sooner
         try:
             df = pd.read_parquet(p) if p.suffix.lower() == ".parquet" else pd.read_csv(p, dtype=str)
         except (OSError, ValueError) as exc:
