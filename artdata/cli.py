@@ -461,14 +461,21 @@ def train(
     seed: int = typer.Option(0, help="Seed of shuffling, augmentation and initialisation."),
     resume: bool = typer.Option(False, help="Continue a killed run from its last checkpoint."),
     out: Optional[Path] = typer.Option(None, help="Run folder [<home>/runs/<manifest>-<model>]."),
-    weights: Optional[str] = typer.Option(None, help="DEFAULT | none: pretrained zoo weights [DEFAULT unless scratch]."),
-    head: str = typer.Option("linear", help="linear | mlp3 (the culture study's three FC layers)."),
-    head_width: int = typer.Option(256, help="Width of the mlp3 / vgg-inception head."),
+    weights: Optional[str] = typer.Option(None, help="Zoo weights: DEFAULT, none, a torchvision weights name "
+                                                     "(IMAGENET1K_V2...), or a local .pth/.safetensors state dict "
+                                                     "[DEFAULT unless scratch]."),
+    head: str = typer.Option("linear", help="linear | mlp (one hidden layer of --head-width) | mlp3 (the culture "
+                                            "study's three FC layers)."),
+    head_width: int = typer.Option(256, help="Width of the mlp / mlp3 / vgg-inception head."),
     dropout: float = typer.Option(0.5, help="Dropout in the head."),
     unfreeze_last: int = typer.Option(0, help="Fine-tune only the last K backbone blocks + head."),
-    init_head: Optional[Path] = typer.Option(None, help="A transfer run whose head initialises this one."),
-    no_feature_cache: bool = typer.Option(False, help="transfer: run the frozen backbone every epoch."),
-    no_augment: bool = typer.Option(False, help="No random crop / flip."),
+    init_head: Optional[str] = typer.Option(None, help="A run (folder, or name under <home>/runs) whose head "
+                                                       "initialises this one."),
+    feature_cache: bool = typer.Option(True, "--feature-cache/--no-feature-cache",
+                                       help="transfer: backbone features computed once and cached on disk."),
+    augment: bool = typer.Option(True, "--augment/--no-augment", help="Random resized crop and flip."),
+    max_steps: int = typer.Option(0, help="Training batches per epoch at most (0: all)."),
+    run_name: Optional[str] = typer.Option(None, help="Run folder name under <home>/runs [<manifest>-<model>]."),
     config: Optional[Path] = typer.Option(None, help="JSON or TOML file with these options (flags override it)."),
     home: Optional[Path] = HomeOpt,
 ):
@@ -483,8 +490,8 @@ def train(
                  optimizer=optimizer, weight_decay=weight_decay, scheduler=scheduler, image_size=image_size,
                  grayscale=grayscale, amp=amp, channels_last=channels_last, device=device, workers=workers, seed=seed,
                  resume=resume, out=str(out) if out else None, weights=weights, head=head, head_width=head_width,
-                 dropout=dropout, unfreeze_last=unfreeze_last, init_head=str(init_head) if init_head else None,
-                 feature_cache=not no_feature_cache, augment=not no_augment, home=str(home) if home else None)
+                 dropout=dropout, unfreeze_last=unfreeze_last, init_head=init_head, feature_cache=feature_cache,
+                 augment=augment, max_steps=max_steps, run_name=run_name, home=str(home) if home else None)
     for k, v in given.items():   # flags given on the command line win over the file
         if k not in values or _given_on_command_line(ctx, k):
             values[k] = v
@@ -581,7 +588,8 @@ def report_cmd(target: str = typer.Argument(..., help="A manifest NAME[@VERSION]
 def explain(run: Path = typer.Argument(..., help="A training run folder."),
             images: Optional[str] = typer.Option(None, help="Images to explain: source:source_id or image keys, "
                                                             "comma-separated [the first --count of the split]."),
-            count: int = typer.Option(6, help="How many images when --images is not given."),
+            per_class: int = typer.Option(2, help="Examples per class when --images is not given (a right and a "
+                                                  "wrong prediction while there are)."),
             split: str = typer.Option("test", help="Split whose images and class embeddings are used."),
             device: str = typer.Option("cpu", help="cpu | cuda."),
             out: Optional[Path] = typer.Option(None, help="Folder [RUN/explain]."),
@@ -589,7 +597,7 @@ def explain(run: Path = typer.Argument(..., help="A training run folder."),
     """Saliency maps, feature-map overlays and class-embedding distances for a trained image model."""
     from artdata.explain import explain as run_explain
     path = run_explain(run, _home(home) if home else None, [i for i in (images or "").split(",") if i] or None,
-                       count, split, device, out)
+                       per_class, split, device, out)
     typer.echo(f"explain: {path}")
 
 

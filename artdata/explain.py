@@ -1,8 +1,9 @@
 """`artdata explain RUN`: what a trained image model looks at (the studies' analyses).
 
 * saliency maps (medium study): |d score / d input|, max over channels, for chosen images;
-* feature-map overlays (culture study): the last conv layer's activations summed over channels,
-  normalised, upsampled and laid over the image;
+* feature-map overlays (culture study): the last conv block's activations (ResNet-50: layer4's 2048
+  channels) summed over channels, normalised, upsampled and laid over the image;
+* examples drawn per class, a right and a wrong prediction of each while there are;
 * per-class mean embeddings (culture study's "style distance"): the backbone's features averaged
   per class, their pairwise L2 distances, and a 2-D layout of the classes (classical MDS).
 Writes PNGs, an explain.json of the numbers and a self-contained explain/index.html.
@@ -46,18 +47,37 @@ def classical_mds(d: np.ndarray, dims: int = 2) -> np.ndarray:
     return vecs[:, order] * np.sqrt(np.maximum(vals[order], 0))
 
 
-def explain(run: Path, home: Home | None = None, images: list[str] | None = None, count: int = 6,
+def pick_examples(targets: list[int], preds: list[int], per_class: int) -> list[int]:
+    """Positions of up to `per_class` examples of every class, alternating a right and a wrong prediction
+    while both are left (so each class shows what the model gets right and what it confuses)."""
+    chosen = []
+    for c in sorted(set(targets)):
+        right = [i for i, (t, p) in enumerate(zip(targets, preds)) if t == c and p == c]
+        wrong = [i for i, (t, p) in enumerate(zip(targets, preds)) if t == c and p != c]
+        picked = []
+        while len(picked) < per_class and (right or wrong):
+            for pool in (right, wrong):
+                if pool and len(picked) < per_class:
+                    picked.append(pool.pop(0))
+        chosen += picked
+    return chosen
+
+
+def explain(run: Path, home: Home | None = None, images: list[str] | None = None, per_class: int = 2,
             split: str = "test", device: str = "cpu", out: Path | None = None) -> Path:
     import torch
     import torch.nn.functional as F
     from artdata.images import ImageStore
     from artdata.report import _img_tag, _page, _plt, _save, _write
+    from artdata.train import models as M
     from artdata.train.data import BatchTransform, create_loader, decode
     from artdata.train.loop import load_run
     lr = load_run(str(run), str(home.root) if home else None, device)
     model, classes, dcfg = lr.model, lr.classes, lr.dcfg
     if lr.multi:
         raise ArtdataError(f"{run}: explain works on single-label runs")
+    if per_class < 1:
+        raise ArtdataError("--per-class must be at least 1")
     store = ImageStore(lr.home.images)
     data = lr.splits[split] if lr.splits.get(split) and lr.splits[split].keys else lr.splits["train"]
     by_id = dict(zip(data.ids, data.keys))
@@ -66,18 +86,37 @@ def explain(run: Path, home: Home | None = None, images: list[str] | None = None
         if missing:
             raise ArtdataError(f"image(s) not in the {split} split: {', '.join(missing[:5])} "
                                f"(give source:source_id as in the manifest, or an image key)")
-        keys = [by_id.get(i, i) for i in images]
-    else:
-        keys = data.keys[:count]
+    try:
+        layer_name, layer = M.last_conv_block(model)
+    except ArtdataError:
+        raise ArtdataError(f"{run}: the model has no convolution layer to explain") from None
     out = Path(out) if out else Path(run) / "explain"
     out.mkdir(parents=True, exist_ok=True)
     evalt = BatchTransform(dcfg, train=False).to(lr.device)
-    convs = [m for m in model.backbone.modules() if isinstance(m, torch.nn.Conv2d)]
-    if not convs:
-        raise ArtdataError(f"{run}: the model has no convolution layer to explain")
+
+    # one pass over the split: per-class mean embeddings, and every image's prediction
+    loader = create_loader(data, store, dcfg, 32, False, 0)
+    sums, n, targets_all, preds_all, index_all = {}, {}, [], [], []
+    with torch.no_grad():
+        for imgs, targets, _, idx in loader:
+            if imgs is None:
+                continue
+            f = torch.flatten(model.backbone(evalt(imgs.to(lr.device))), 1)
+            preds_all += model.head(f).argmax(1).tolist()
+            targets_all += targets.tolist()
+            index_all += idx.tolist()
+            for v, t in zip(f.cpu().numpy(), targets.tolist()):
+                sums[t] = sums.get(t, 0) + v
+                n[t] = n.get(t, 0) + 1
+    if images:
+        keys = [by_id.get(i, i) for i in images]
+    else:
+        keys = [data.keys[index_all[j]] for j in pick_examples(targets_all, preds_all, per_class)]
+    truth = dict(zip(data.keys, data.targets))
+
     acts = {}
-    hook = convs[-1].register_forward_hook(lambda mod, i, o: acts.__setitem__("last", o))
-    blocks, per_image = [], []
+    hook = layer.register_forward_hook(lambda mod, i, o: acts.__setitem__("last", o))
+    blocks, per_image, channels = [], [], None
     for key in keys:
         raw = decode(store.get(key), dcfg.load_size)
         x = evalt(torch.from_numpy(raw).permute(2, 0, 1)[None].to(lr.device)).requires_grad_(True)
@@ -85,28 +124,22 @@ def explain(run: Path, home: Home | None = None, images: list[str] | None = None
         cls = int(logits.argmax(1))
         logits[0, cls].backward()
         sal = x.grad.abs().amax(1)[0].cpu().numpy()
-        fmap = acts["last"].detach().sum(1, keepdim=True)
-        fmap = F.interpolate(fmap, size=x.shape[-2:], mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
+        fmap = acts["last"].detach().float()
+        channels = fmap.shape[1]
+        fmap = F.interpolate(fmap.sum(1, keepdim=True), size=x.shape[-2:], mode="bilinear",
+                             align_corners=False)[0, 0].cpu().numpy()
         shown = np.asarray(_resize(raw, x.shape[-1]))
         sal_png, fmap_png = _overlay(shown, _norm(sal)), _overlay(shown, _norm(fmap))
         (out / f"saliency_{key[:12]}.png").write_bytes(sal_png)
         (out / f"featuremap_{key[:12]}.png").write_bytes(fmap_png)
-        per_image.append({"image_key": key, "predicted": classes[cls]})
-        blocks.append(f'<div class="row"><span class="cls">{html.escape(classes[cls])}</span>'
+        true = classes[truth[key]] if key in truth else None
+        per_image.append({"image_key": key, "true": true, "predicted": classes[cls], "correct": true == classes[cls]})
+        mark = "right" if true == classes[cls] else "wrong"
+        blocks.append(f'<div class="row"><span class="cls">{html.escape(str(true))} &rarr; '
+                      f'{html.escape(classes[cls])} ({mark})</span>'
                       f'{_img_tag(_png(shown), "image", "thumb")}{_img_tag(sal_png, "saliency", "thumb")}'
                       f'{_img_tag(fmap_png, "feature map", "thumb")}</div>')
     hook.remove()
-    # per-class mean embeddings over the split
-    loader = create_loader(data, store, dcfg, 32, False, 0)
-    sums, n = {}, {}
-    with torch.no_grad():
-        for imgs, targets, _, _ in loader:
-            if imgs is None:
-                continue
-            f = torch.flatten(model.backbone(evalt(imgs.to(lr.device))), 1).cpu().numpy()
-            for v, t in zip(f, targets.tolist()):
-                sums[t] = sums.get(t, 0) + v
-                n[t] = n.get(t, 0) + 1
     present = sorted(sums)
     means = np.stack([sums[t] / n[t] for t in present])
     dist = np.sqrt(((means[:, None] - means[None]) ** 2).sum(-1))
@@ -125,8 +158,9 @@ def explain(run: Path, home: Home | None = None, images: list[str] | None = None
     axes[1].set_title("classes laid out by embedding distance (MDS)")
     png = _save(fig, out / "class_distances.png")
     result = {"run": str(run), "images": per_image, "classes": names, "distances": dist.round(6).tolist(),
-              "layout": xy.round(6).tolist(), "class_counts": [n[t] for t in present], "split": split}
-    sections = [("Image, saliency, last-conv feature map", "".join(blocks)),
+              "layout": xy.round(6).tolist(), "class_counts": [n[t] for t in present], "split": split,
+              "feature_layer": layer_name, "feature_channels": channels}
+    sections = [(f"Image, saliency, feature map of {layer_name} (true → predicted)", "".join(blocks)),
                 ("Class distances (mean embeddings)", _img_tag(png, "class distances"))]
     _write(out, _page(f"Explain {Path(run).name}", sections, result), result)
     (out / "explain.json").write_text(json.dumps(result, indent=2))

@@ -92,7 +92,7 @@ def test_dataset_report_numbers_and_browser(trained, chromium, tmp_path):
 
 def test_explain(trained, tmp_path):
     home, run = trained
-    page = explain(run, home, count=3)
+    page = explain(run, home, per_class=1)
     data = json.loads((page.parent / "explain.json").read_text())
     assert len(data["images"]) == 3 and data["classes"] == CLASSES
     d = np.array(data["distances"])

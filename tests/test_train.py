@@ -104,16 +104,6 @@ def test_softmax_model_shape():
     assert m(torch.zeros(4, 7)).shape == (4, 10)
 
 
-def test_zoo_without_torchvision_is_one_line_error():
-    try:
-        import torchvision  # noqa: F401
-        pytest.skip("torchvision importable here")
-    except Exception:
-        pass
-    with pytest.raises(ArtdataError, match=r"needs torchvision.*pip install -e '\.\[vision\]'"):
-        M.create_model("resnet18", 3)
-
-
 def test_unknown_choices_fail_at_once(gen_home):
     with pytest.raises(ArtdataError, match="unknown model 'resnet9'; choose from: artnet"):
         main(_args(gen_home, model="resnet9"))

@@ -60,8 +60,8 @@ class TrainArgs:
     seed: int = 0
     resume: bool = False
     out: str | None = None
-    weights: str | None = None          # DEFAULT | none (zoo); default: none for scratch, DEFAULT otherwise
-    head: str = "linear"                # linear | mlp3 (culture study)
+    weights: str | None = None          # DEFAULT | none | an enum name | a local .pth/.safetensors file (zoo)
+    head: str = "linear"                # linear | mlp (one hidden layer) | mlp3 (culture study)
     head_width: int = 256
     dropout: float = 0.5
     unfreeze_last: int = 0              # fine-tune only the last K backbone blocks + head
@@ -70,17 +70,26 @@ class TrainArgs:
     augment: bool = True
     home: str | None = None
     log_every: int = 0
+    max_steps: int = 0                  # training batches per epoch at most (0: all); smoke tests, GPU checks
+    run_name: str | None = None         # the run folder under <home>/runs [<manifest>-<model>]
 
     def validate(self):
         for name, value, allowed in (("mode", self.mode, MODES), ("optimizer", self.optimizer, OPTIMIZERS),
                                      ("scheduler", self.scheduler, SCHEDULERS), ("device", self.device, DEVICES),
-                                     ("head", self.head, ("linear", "mlp3"))):
+                                     ("head", self.head, M.HEADS)):
             if value not in allowed:
                 raise ArtdataError(f"--{name} {value!r} is not one of: {', '.join(allowed)}")
         if self.model not in M.all_names():
             raise ArtdataError(f"unknown model {self.model!r}; choose from: {', '.join(M.all_names())}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ArtdataError("--epochs and --batch-size must be at least 1 and --lr positive")
+        if self.unfreeze_last < 0 or self.max_steps < 0 or self.workers < 0:
+            raise ArtdataError("--unfreeze-last, --max-steps and --workers cannot be negative")
+        if self.run_name is not None and (not self.run_name or self.run_name in (".", "..")
+                                          or any(c in self.run_name for c in "/\\")):
+            raise ArtdataError(f"--run-name {self.run_name!r}: a plain folder name, without / or ..")
+        if M.is_weights_file(self.weights) and not Path(self.weights).is_file():
+            raise ArtdataError(f"--weights {self.weights}: no such file")
 
 
 def load_config(path: str) -> dict:
@@ -154,6 +163,30 @@ def set_trainable(model: nn.Module, args: TrainArgs):
     return [p for p in model.parameters() if p.requires_grad]
 
 
+def check_image_size(args: TrainArgs, size: int) -> None:
+    """A zoo network given an input too small for it fails here in one line, not deep in a forward pass."""
+    if args.model not in M.MIN_SIZE:
+        return
+    trains_aux = args.model == "inception_v3" and args.mode != "transfer" and not args.unfreeze_last
+    least = M.AUX_MIN_SIZE if trains_aux else M.MIN_SIZE[args.model]
+    if size < least:
+        why = (" (its auxiliary classifier trains with it; 75 px in transfer mode or with --unfreeze-last)"
+               if trains_aux else "")
+        raise ArtdataError(f"--image-size {size}: {args.model} takes inputs of at least {least} px{why}")
+
+
+def set_train_mode(model: nn.Module, args: TrainArgs):
+    """Training mode, except frozen layers: they keep their batch-norm statistics and use no dropout
+    (transfer: the whole backbone; --unfreeze-last K: all but the last K blocks)."""
+    model.train()
+    inner = unwrap(model)
+    if (args.mode == "transfer" or args.unfreeze_last) and hasattr(inner, "backbone"):
+        inner.backbone.eval()
+        if args.unfreeze_last:
+            for block in M.backbone_blocks(inner)[-args.unfreeze_last:]:
+                block.train()
+
+
 def create_optimizer(params, args: TrainArgs):
     if args.optimizer == "sgd":
         return torch.optim.SGD(params, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
@@ -174,11 +207,16 @@ def create_scheduler(opt, args: TrainArgs):
 
 # ---------------------------------------------------------------- one epoch
 
+def compute_loss(out, targets, loss_fn):
+    """(loss, logits) of a forward pass; inception_v3's training output adds its auxiliary classifier's loss
+    with weight AUX_WEIGHT (evaluation outputs have no auxiliary logits)."""
+    if isinstance(out, M.AuxOutput):
+        return loss_fn(out.logits.float(), targets) + M.AUX_WEIGHT * loss_fn(out.aux.float(), targets), out.logits
+    return loss_fn(out.float(), targets), out
+
+
 def train_one_epoch(model, loss_fn, opt, loader, transform, device, epoch, args, num_classes, multi):
-    model.train()
-    inner = unwrap(model)
-    if (args.mode == "transfer" or args.unfreeze_last) and hasattr(inner, "backbone"):
-        inner.backbone.eval()     # frozen layers keep their batch-norm statistics and no dropout
+    set_train_mode(model, args)
     acc = Accumulator(num_classes, multi)
     gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
     skipped, t0, n = 0, time.perf_counter(), 0
@@ -193,8 +231,7 @@ def train_one_epoch(model, loss_fn, opt, loader, transform, device, epoch, args,
         if args.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
-            logits = model(x)
-            loss = loss_fn(logits.float(), targets)
+            loss, logits = compute_loss(model(x), targets, loss_fn)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -202,6 +239,8 @@ def train_one_epoch(model, loss_fn, opt, loader, transform, device, epoch, args,
         n += targets.shape[0]
         if args.log_every and i % args.log_every == 0:
             log.info("epoch %d step %d loss %.4f", epoch, i, loss.item())
+        if args.max_steps and i + 1 >= args.max_steps:
+            break
     res = acc.result()
     seconds = time.perf_counter() - t0
     res.update(seconds=seconds, images_per_s=n / seconds if seconds else 0.0, skipped=skipped)
@@ -239,7 +278,14 @@ def evaluate(model, loss_fn, loader, transform, device, args, num_classes, multi
 # ---------------------------------------------------------------- feature cache
 
 def feature_key(args: TrainArgs, manifest_ref: str, dcfg: DataConfig) -> str:
-    blob = json.dumps({"model": args.model, "weights": args.weights, "manifest": manifest_ref,
+    weights = args.weights
+    if M.is_weights_file(weights):    # the file's content, not its name
+        h = hashlib.sha256()
+        with open(weights, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        weights = "sha256:" + h.hexdigest()
+    blob = json.dumps({"model": args.model, "weights": weights, "manifest": manifest_ref,
                        "transform": dataclasses.asdict(dcfg), "v": 1}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
@@ -303,6 +349,34 @@ def unwrap(model):
     return model.module if hasattr(model, "module") else model
 
 
+def resolve_run(run: str, home: Home) -> Path:
+    """A run folder given as a path, or as a name under <home>/runs."""
+    p = Path(run)
+    if not p.is_dir() and not p.is_absolute() and (home.runs / run).is_dir():
+        p = home.runs / run
+    return p
+
+
+def load_head(model: nn.Module, run: str, home: Home) -> Path:
+    """Copies the head of a finished run (--init-head) into `model`'s head; fails in one line when the run
+    is missing or its head does not fit (another model, head or number of classes)."""
+    path = resolve_run(run, home) / "checkpoint_best.pt"
+    if not path.is_file():
+        raise ArtdataError(f"--init-head {run}: no checkpoint_best.pt there (a finished training run folder, "
+                           f"or a run name under {home.runs})")
+    init = torch.load(path, map_location="cpu", weights_only=False)
+    head_state = {k[5:]: v for k, v in init["model"].items() if k.startswith("head.")}
+    head = unwrap(model).head
+    own = head.state_dict()
+    bad = [k for k in own if k not in head_state or head_state[k].shape != own[k].shape]
+    if bad or len(head_state) != len(own):
+        raise ArtdataError(f"--init-head {run}: its head ({init['args'].get('model')}, head "
+                           f"{init['args'].get('head')}, {len(init.get('classes', []))} classes) does not fit this "
+                           f"model's head (first mismatched key {(bad or sorted(set(head_state) - set(own)))[0]!r})")
+    head.load_state_dict(head_state)
+    return path
+
+
 # ---------------------------------------------------------------- main
 
 def main(args: TrainArgs) -> dict:
@@ -312,9 +386,12 @@ def main(args: TrainArgs) -> dict:
     device = resolve_device(args.device)
     world, rank = init_distributed(device)
     seed_everything(args.seed)
-    out = Path(args.out) if args.out else home.runs / f"{manifest.name}-{args.model}"
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out) if args.out else home.runs / (args.run_name or f"{manifest.name}-{args.model}")
+    if args.init_head:
+        init_path = resolve_run(args.init_head, home) / "checkpoint_best.pt"
+        if not init_path.is_file():
+            raise ArtdataError(f"--init-head {args.init_head}: no checkpoint_best.pt there (a finished training run "
+                               f"folder, or a run name under {home.runs})")
     if args.weights is None:
         args.weights = "none" if args.mode == "scratch" or args.model in M.MODELS else "DEFAULT"
 
@@ -325,6 +402,7 @@ def main(args: TrainArgs) -> dict:
     if not splits["train"].keys:
         raise ArtdataError(f"manifest {manifest.ref} has no usable training images (status ok)")
     image_size = args.image_size or M.default_image_size(args.model)
+    check_image_size(args, image_size)
     gray = M.default_grayscale(args.model) if args.grayscale is None else args.grayscale
     dcfg = DataConfig(image_size=image_size, load_size=args.load_size or max(image_size, round(image_size * 8 / 7)),
                       grayscale=gray, flip=args.augment, scale=(0.35, 1.0) if args.augment else (1.0, 1.0),
@@ -336,12 +414,12 @@ def main(args: TrainArgs) -> dict:
         model.eval()
         model(torch.zeros(2, 1 if gray else 3, image_size, image_size, device=device))
     if args.init_head:
-        init = torch.load(Path(args.init_head) / "checkpoint_best.pt", map_location="cpu", weights_only=False)
-        head_state = {k[5:]: v for k, v in init["model"].items() if k.startswith("head.")}
-        unwrap(model).head.load_state_dict(head_state)
+        load_head(model, args.init_head, home)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     params = set_trainable(model, args)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
     loss_fn = nn.BCEWithLogitsLoss() if multi else nn.CrossEntropyLoss()
 
     config = {**dataclasses.asdict(args), "image_size": image_size, "grayscale": gray, "load_size": dcfg.load_size,
@@ -349,13 +427,11 @@ def main(args: TrainArgs) -> dict:
               "world_size": world, "torch": torch.__version__, "records_without_image": status_skipped,
               "trainable_parameters": sum(p.numel() for p in params),
               "parameters": sum(p.numel() for p in model.parameters())}
-    if rank == 0:
-        write_json(out / "config.json", config)
 
     use_cache = args.mode == "transfer" and args.feature_cache and not args.unfreeze_last and world == 1
     if use_cache:
         feats, cache_path = cached_features(unwrap(model), splits, store, dcfg, device, args, home, manifest.ref)
-        config["feature_cache"] = str(cache_path)
+        config["feature_cache_file"] = str(cache_path)
         train_loader_fn = lambda epoch: tensor_loader(feats["train"], args.batch_size, True, args.seed + epoch)
         eval_loader = {k: tensor_loader(v, args.batch_size, False, 0) for k, v in feats.items()}
         head = unwrap(model).head
@@ -382,6 +458,8 @@ def main(args: TrainArgs) -> dict:
         train_t = BatchTransform(dcfg, train=args.augment).to(device)
         eval_t = BatchTransform(dcfg, train=False).to(device)
 
+    if rank == 0:
+        write_json(out / "config.json", config)
     opt = create_optimizer(params, args)
     sched = create_scheduler(opt, args)
     metrics = MetricsFile(out, args.resume)
@@ -486,6 +564,7 @@ def train_softmax(args: TrainArgs, manifest, out: Path, device) -> dict:
         x[:, dating] = (x[:, dating] - mu[dating]) / sd[dating]
     y = torch.tensor([index[c] for c in feats["label"]])
     model = M.create_model("softmax", len(classes), num_features=len(cols)).to(device)
+    out.mkdir(parents=True, exist_ok=True)
     opt = create_optimizer(model.parameters(), args)
     loss_fn = nn.CrossEntropyLoss()
     split = feats["split"].to_numpy()
