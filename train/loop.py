@@ -92,9 +92,26 @@ class TrainArgs:
             raise ArtdataError(f"--weights {self.weights}: no such file")
 
 
+def study_configs() -> dict[str, Path]:
+    """The shipped configs (one per study model): name -> file."""
+    from importlib import resources
+    try:
+        folder = resources.files("artdata.configs")
+    except ModuleNotFoundError:
+        return {}
+    return {Path(f.name).stem: Path(str(f)) for f in folder.iterdir() if f.name.endswith(".toml")}
+
+
 def load_config(path: str) -> dict:
-    """Options from a JSON or TOML file (the same names as the command-line options, with _)."""
+    """Options from a JSON or TOML file (the same names as the command-line options, with _), or from a
+    shipped study config named without its folder and suffix (`003-culture-resnet50-finetune`)."""
     p = Path(path)
+    if not p.is_file() and not p.suffix and "/" not in path:
+        shipped = study_configs()
+        if path not in shipped:
+            raise ArtdataError(f"--config {path}: no such file, nor a shipped config "
+                               f"(those are: {', '.join(sorted(shipped))})")
+        p = shipped[path]
     try:
         if p.suffix == ".toml":
             import tomllib
