@@ -362,6 +362,19 @@ def save_checkpoint(path: Path, **state):
     os.replace(tmp, path)
 
 
+def link_checkpoint(src: Path, dst: Path):
+    """`dst` becomes the same file as `src` (a hard link, so a big model's state is written once; a copy
+    where links are not possible). `src` is later replaced by os.replace, which leaves `dst` intact."""
+    tmp = dst.with_suffix(".part")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        import shutil
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
 def unwrap(model):
     return model.module if hasattr(model, "module") else model
 
@@ -517,10 +530,10 @@ def main(args: TrainArgs) -> dict:
                      "scheduler": sched.state_dict() if sched is not None else None, "epoch": epoch,
                      "best": max(best, score), "args": dataclasses.asdict(args), "classes": classes,
                      "manifest": manifest.ref, "multi_label": multi, "config": config}
+            save_checkpoint(last, **state)
             if score > best:
                 best = score
-                save_checkpoint(out / "checkpoint_best.pt", **state)
-            save_checkpoint(last, **state)
+                link_checkpoint(last, out / "checkpoint_best.pt")
             log.info("epoch %d: train loss %.4f top1 %.3f%s", epoch, tr["loss"], tr["top1"],
                      f", val top1 {va['top1']:.3f}" if va else "")
 
