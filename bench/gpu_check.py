@@ -312,15 +312,7 @@ def throughput(home: Home, device_name: str, dry: bool, batch: int, steps: int, 
     memory = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
 
     # (c) the loader alone: how many images/s the workers decode and batch
-    it = iter(loader())
-    for _ in range(warmup):
-        next(it)
-    t0, n = time.perf_counter(), 0
-    for _ in range(steps):
-        images, targets, _, _ = next(it)
-        n += targets.shape[0]
-    loader_only = n / (time.perf_counter() - t0)
-    del it
+    loader_only = loader_rate(home, size, batch, steps, warmup, workers)
     bottleneck = "loader" if loader_only < synthetic * 0.95 else "GPU"
     return {"model": "resnet50", "image_size": size, "batch": batch, "steps": steps, "amp": "bf16" if not dry else None,
             "channels_last": True, "compile": compile_model, "loader_workers": workers,
@@ -328,6 +320,39 @@ def throughput(home: Home, device_name: str, dry: bool, batch: int, steps: int, 
             "loader_only_images_per_s": round(loader_only, 1), "data_path_fraction_of_ceiling": round(real / synthetic, 3),
             "peak_gpu_memory_gib": round(memory, 2) if memory is not None else None,
             "gpu_utilisation_percent": util.mean, "bottleneck": bottleneck}
+
+
+def loader_rate(home: Home, size: int, batch: int, steps: int, warmup: int, workers: int) -> float:
+    """Images/s of artdata's training loader alone (store -> workers decoding and cropping -> batches)."""
+    from artdata.images import ImageStore
+    from artdata.manifest import load
+    from artdata.train.data import DataConfig, SplitData, create_loader, load_splits
+    splits, _, _, _ = load_splits(load(home.manifests, "gpucheck"))
+    tr = splits["train"]
+    reps = max(1, -(-batch * (steps + warmup + 2) // len(tr.keys)))
+    long = SplitData(tr.keys * reps, tr.targets * reps, tr.ids * reps)
+    it = iter(create_loader(long, ImageStore(home.images), DataConfig(image_size=size, load_size=round(size * 8 / 7)),
+                            batch, True, workers))
+    for _ in range(warmup):
+        next(it)
+    t0, n = time.perf_counter(), 0
+    for _ in range(steps):
+        n += next(it)[1].shape[0]
+    return n / (time.perf_counter() - t0)
+
+
+def loader_only(a) -> int:
+    root = Path(tempfile.mkdtemp(prefix="artdata-gpucheck-"))
+    try:
+        cores = os.cpu_count() or 1
+        home = build_data(root / "home", a.images_per_class or 250, 256, min(cores, 16))
+        counts = [a.workers] if a.workers is not None else sorted({1, max(1, min(16, cores - 1))})
+        for w in counts:
+            rate = loader_rate(home, 224, a.batch or 64, a.steps or 30, a.warmup or 3, w)
+            print(f"loader alone, 224 px from 256 px JPEGs: {w} worker(s): {rate:.0f} images/s")
+        return 0
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- main
@@ -341,11 +366,14 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=None, help="untimed steps before timing [10; dry 1]")
     ap.add_argument("--workers", type=int, default=None, help="loader workers [CPU cores - 1; dry 1]")
     ap.add_argument("--compile", action="store_true", help="torch.compile the throughput model")
-    ap.add_argument("--only", choices=("all", "correctness", "throughput"), default="all")
+    ap.add_argument("--only", choices=("all", "correctness", "throughput", "loader"), default="all",
+                    help="loader: only the data path's loader at 224 px, on any machine (no GPU needed)")
     ap.add_argument("--keep", type=Path, default=None, help="build the data and runs here and keep them")
     ap.add_argument("--json", type=Path, default=None, help="write every figure to this file")
     a = ap.parse_args(argv)
     dry = a.dry_run
+    if a.only == "loader":
+        return loader_only(a)
     if not dry and not torch.cuda.is_available():
         print("gpu_check: no CUDA device here; use --dry-run to run the steps on the CPU", file=sys.stderr)
         return 2
