@@ -31,15 +31,19 @@ class ArtdataGroup(TyperGroup):
             raise typer.Exit(1) from None
 
 
-app = typer.Typer(cls=ArtdataGroup, help="Harvest museum collections and auction listings into versioned image datasets, "
+# Plain click help, not rich's panels: rich reads "[default: ...]" and "[@VERSION]" in help texts as markup
+# and drops them, and its option table squeezes the help into a narrow column at 80 columns.
+PLAIN = {"rich_markup_mode": None}
+
+app = typer.Typer(cls=ArtdataGroup, **PLAIN, help="Harvest museum collections and auction listings into versioned image datasets, "
                        "split them, and train classifiers on them.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]})
-crawl_app = typer.Typer(help="Harvest metadata and images from a source into a versioned manifest.",
+crawl_app = typer.Typer(**PLAIN, help="Harvest metadata and images from a source into a versioned manifest.",
                         no_args_is_help=True)
-manifests_app = typer.Typer(help="List, inspect, compare, check and materialize versioned manifests.",
+manifests_app = typer.Typer(**PLAIN, help="List, inspect, compare, check and materialize versioned manifests.",
                             no_args_is_help=True)
-mirror_app = typer.Typer(help="The loopback mirror of the Met API, Tate and findartinfo (for demos and tests).",
+mirror_app = typer.Typer(**PLAIN, help="The loopback mirror of the Met API, Tate and findartinfo (for demos and tests).",
                          no_args_is_help=True)
 app.add_typer(crawl_app, name="crawl")
 app.add_typer(manifests_app, name="manifests")
@@ -104,6 +108,9 @@ def _run_harvest(source, cfg, home, label: str):
                       "the images it held are failed records ('image worker died'): --retry-failed fetches them again")
     if res.manifest:
         typer.echo(f"manifest {res.manifest.ref} -> {res.manifest.path}")
+    if res.total == 0:
+        raise ArtdataError(f"{label}: the selection matched no records: nothing harvested (check its filters, "
+                           f"--ids-from or --limit)")
     return res
 
 
@@ -160,7 +167,8 @@ def crawl_tate(
     has_thumbnail: bool = typer.Option(False, "--has-thumbnail", help="Only works with a thumbnail."),
     acquired_from: Optional[int] = typer.Option(None, help="First acquisition year."),
     acquired_to: Optional[int] = typer.Option(None, help="Last acquisition year."),
-    no_copyright_restricted: bool = typer.Option(False, help="Skip works with a thumbnail copyright note."),
+    no_copyright_restricted: bool = typer.Option(False, "--no-copyright-restricted",
+                                                 help="Skip works with a thumbnail copyright note."),
     image_base: Optional[str] = typer.Option(None, help="Replace http://www.tate.org.uk in image URLs (a mirror)."),
     image_size: int = typer.Option(256, help="Shorter side of stored images; picks the rendition (_8/_9/_10)."),
     limit: Optional[int] = typer.Option(None, min=1, help="Harvest at most this many works."),
@@ -251,6 +259,10 @@ def crawl_findartinfo(
         console.print("[yellow]Interrupted.[/yellow] Run the same command again to resume.")
     if res["manifest"]:
         typer.echo(f"manifest {res['manifest']}")
+    if res["finish_reason"] == "finished" and not st.get("item_scraped_count"):
+        raise ArtdataError(f"findartinfo: no sales found in {st.get('response_received_count', 0)} pages "
+                           f"(letters {res['letters']}{', pictures only' if pictures_only else ''} at {base_url}): "
+                           f"check --letters, --artist-url and --base-url")
 
 
 # ---------------------------------------------------------------- manifests
@@ -444,7 +456,7 @@ def train(
     manifest: Optional[str] = typer.Option(None, help="Split manifest, NAME[@VERSION]."),
     model: Optional[str] = typer.Option(None, help="artnet | alexnet-like | dept-cnn-small | dept-cnn | tate-cnn | "
                                                    "vgg-inception | softmax | resnet18 | resnet50 | vgg16_bn | "
-                                                   "alexnet | inception_v3 (the last five need torchvision)."),
+                                                   "alexnet | inception_v3 (the last five are torchvision's)."),
     mode: str = typer.Option("scratch", help="scratch | transfer (frozen backbone) | finetune (train all)."),
     epochs: int = typer.Option(10, help="Epochs."),
     batch_size: int = typer.Option(32, help="Batch size (per process)."),

@@ -9,8 +9,10 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
-console = Console(stderr=True)
-out = Console()
+# soft_wrap: a long line (a path, a URL) is printed whole and the terminal folds it, so it can be copied or
+# clicked; rich would otherwise cut it into lines at the console's width
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 class HarvestProgress:

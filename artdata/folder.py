@@ -56,6 +56,8 @@ def profile(widths, heights) -> dict:
 
 def import_folder(home: Home, root: str | os.PathLike, name: str, image: ImageConfig = ImageConfig(size=512),
                   workers: int | None = None, progress=None) -> Manifest:
+    from artdata.manifest import check_name
+    check_name(name)
     root = Path(root).resolve()
     pairs = scan(root)
     store = ImageStore(home.images)

@@ -59,6 +59,12 @@ class HarvestConfig:
     workers: int | None = None      # image processes (default: all cores)
     keep_statuses: tuple | None = None   # statuses kept in the manifest (None: all); others counted
 
+    def __post_init__(self):   # checked when the command starts: before any request or write
+        from artdata.manifest import check_name
+        check_name(self.manifest)
+        if self.limit is not None and self.limit < 1:
+            raise ArtdataError(f"--limit {self.limit}: at least 1")
+
 
 class Journal:
     """Append-only JSON lines of finished records; a torn last line (killed mid-write) is cut off."""

@@ -41,6 +41,17 @@ STANDARD_CARD_KEYS = frozenset({"card_version", "schema_version", "name", "versi
                                 "files"})
 
 
+def check_name(name, flag: str = "--name") -> str:
+    """A manifest name as a folder of the home can hold it: lower-case letters, digits, '.', '_', '-', starting
+    with a letter or digit (so never '..', a path or an absolute name). Every command checks its names with this
+    before any request or write."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        hint = re.sub(r"[^a-z0-9._-]+", "-", str(name).lower()).strip("-._")[:100]
+        raise ManifestError(f"{flag} {name!r}: a manifest name is lower-case letters, digits, '.', '_' or '-', "
+                            f"starting with a letter or digit" + (f" (e.g. {hint!r})" if hint else ""))
+    return name
+
+
 class ManifestError(ArtdataError):
     pass
 
@@ -145,6 +156,8 @@ def git_commit() -> str | None:
 def _counts(table: pa.Table) -> dict:
     counts: dict[str, Any] = {"rows": table.num_rows}
     counts["by_status"] = dict(sorted(Counter(table.column("status").to_pylist()).items()))
+    if "source" in table.column_names:
+        counts["by_source"] = dict(sorted(Counter(table.column("source").to_pylist()).items()))
     errs = Counter(e.split(":")[0] for e, s in zip(table.column("error").to_pylist(),
                                                    table.column("status").to_pylist()) if e and s == "failed")
     if errs:
@@ -167,8 +180,7 @@ def write_manifest(root: str | os.PathLike, name: str, table: pa.Table, *, linea
                    description: str = "", extra: dict | None = None,
                    extra_tables: dict[str, pa.Table] | None = None) -> Manifest:
     """Write `table` as a new immutable version of manifest `name` (or return the existing one)."""
-    if not NAME_RE.match(name):
-        raise ManifestError(f"bad manifest name {name!r}: use lower-case letters, digits, '.', '_' or '-'")
+    check_name(name, "manifest name")
     root = Path(root)
     table = _canonical(table)
     digest = content_hash(table)
@@ -419,6 +431,41 @@ _CR_TYPES = {"string": "sc:Text", "bool": "sc:Boolean", "int32": "sc:Integer", "
              "double": "sc:Float", "timestamp[us, tz=UTC]": "sc:DateTime"}
 
 
+# The standard Croissant 1.0 JSON-LD context, key for key (what mlcroissant's validator and the published
+# datasets use; a context with keys of its own makes the validator warn).
+CROISSANT_CONTEXT = {
+    "@language": "en", "@vocab": "https://schema.org/", "citeAs": "cr:citeAs", "column": "cr:column",
+    "conformsTo": "dct:conformsTo", "cr": "http://mlcommons.org/croissant/", "rai": "http://mlcommons.org/croissant/RAI/",
+    "data": {"@id": "cr:data", "@type": "@json"}, "dataType": {"@id": "cr:dataType", "@type": "@vocab"},
+    "dct": "http://purl.org/dc/terms/", "equivalentProperty": "cr:equivalentProperty",
+    "examples": {"@id": "cr:examples", "@type": "@json"}, "extract": "cr:extract", "field": "cr:field",
+    "fileProperty": "cr:fileProperty", "fileObject": "cr:fileObject", "fileSet": "cr:fileSet", "format": "cr:format",
+    "includes": "cr:includes", "isLiveDataset": "cr:isLiveDataset", "jsonPath": "cr:jsonPath", "key": "cr:key",
+    "md5": "cr:md5", "parentField": "cr:parentField", "path": "cr:path", "recordSet": "cr:recordSet",
+    "references": "cr:references", "regex": "cr:regex", "repeated": "cr:repeated", "replace": "cr:replace",
+    "sc": "https://schema.org/", "samplingRate": "cr:samplingRate", "separator": "cr:separator", "source": "cr:source",
+    "subField": "cr:subField", "transform": "cr:transform",
+}
+
+
+def semantic_version(card: dict) -> str:
+    """MAJOR.MINOR.PATCH for Croissant: the record schema's version, with the content id as build metadata
+    (1.0.0+4e9b2c1472ff); the content id alone is the card's `version` and Croissant's `identifier`."""
+    parts = (str(card.get("schema_version") or "1").split(".") + ["0", "0"])[:3]
+    core = ".".join(str(int(p)) if p.isdigit() else "0" for p in parts)
+    return f"{core}+{card['version']}"
+
+
+def cite_as(card: dict) -> str:
+    """A BibTeX entry for the version, built from its name, version, sources and date."""
+    sources = ", ".join(card.get("counts", {}).get("by_source", {})) or "artdata"
+    year = str(card.get("created_at", ""))[:4] or "n.d."
+    key = re.sub(r"[^A-Za-z0-9]+", "-", f"{card['name']}-{card['version']}")
+    return (f"@misc{{{key}, title={{{card['name']} (artdata manifest, version {card['version']})}}, "
+            f"note={{Records from {sources}, built with artdata {card.get('artdata_version', '')}}}, "
+            f"howpublished={{artdata://{card['name']}@{card['version']}}}, year={{{year}}}}}")
+
+
 def croissant(card: dict, schema: pa.Schema) -> dict:
     """The card as MLCommons Croissant 1.0 JSON-LD."""
     files = [f for f in card["files"] if f["path"].startswith("data/")]
@@ -449,20 +496,14 @@ def croissant(card: dict, schema: pa.Schema) -> dict:
                 f["references"] = {"field": {"@id": "splits/name"}}
                 f["dataType"] = ["sc:Text", "cr:Split"]
     return {
-        "@context": {"@language": "en", "@vocab": "https://schema.org/", "sc": "https://schema.org/",
-                     "cr": "http://mlcommons.org/croissant/", "rai": "http://mlcommons.org/croissant/RAI/",
-                     "dct": "http://purl.org/dc/terms/", "data": {"@id": "cr:data", "@type": "@json"},
-                     "dataType": {"@id": "cr:dataType", "@type": "@vocab"}, "examples": {"@id": "cr:examples",
-                     "@type": "@json"}, "extract": "cr:extract", "field": "cr:field", "fileObject": "cr:fileObject",
-                     "fileSet": "cr:fileSet", "includes": "cr:includes", "key": "cr:key",
-                     "recordSet": "cr:recordSet", "references": "cr:references", "repeated": "cr:repeated",
-                     "source": "cr:source", "column": "cr:column", "md5": "cr:md5", "isLiveDataset": "cr:isLiveDataset",
-                     "citeAs": "cr:citeAs", "conformsTo": "dct:conformsTo"},
+        "@context": CROISSANT_CONTEXT,
         "@type": "sc:Dataset",
         "conformsTo": "http://mlcommons.org/croissant/1.0",
         "name": card["name"],
         "description": card.get("description") or f"artdata manifest {card['name']}",
-        "version": card["version"],
+        "version": semantic_version(card),
+        "identifier": card["version"],
+        "citeAs": cite_as(card),
         "datePublished": card["created_at"],
         "license": (card.get("lineage") or {}).get("license", "see records' license column"),
         "url": f"artdata://{card['name']}@{card['version']}",

@@ -228,8 +228,9 @@ def run_report(run: Path, home: Home | None = None, out: Path | None = None) -> 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
     sections = [("Summary", _table([["model", final.get("model")], ["manifest", final.get("manifest")],
-                                    ["test top-1", _fmt(final.get("test_top1"))], ["test top-3", _fmt(final.get("test_top3"))],
-                                    ["best epoch", final.get("best_epoch")]], ["", ""])),
+                                    ["test top-1", _fmt(final.get("test_top1"))]]
+                                   + ([["test top-3", _fmt(final["test_top3"])]] if "test_top3" in final else [])
+                                   + [["best epoch", final.get("best_epoch")]], ["", ""])),
                 ("Learning curves", _img_tag(_save(fig, out / "curves.png"), "learning curves"))]
     test = (final.get("splits") or {}).get("test") or {}
     if test.get("confusion"):
@@ -310,6 +311,6 @@ def demo_stage(home: Home, results: dict, quick: bool = False) -> None:
         results["report_run"] = path
         console.print(f"  run report: {path}")
         from artdata.explain import explain
-        exp = explain(Path(run), home, count=4)
+        exp = explain(Path(run), home, per_class=2)
         results["explain"] = exp
         console.print(f"  explanations: {exp}")

@@ -325,6 +325,9 @@ def resolve_params(recipe: str, given: dict) -> dict:
 
 def build_split(home: Home, recipe: str, source: str, name: str | None = None, **given) -> Manifest:
     """Run `recipe` on manifest `source` (NAME[@VERSION]) and write the split manifest."""
+    if name is not None:
+        from artdata.manifest import check_name
+        check_name(name)
     p = resolve_params(recipe, given)
     parent = load(home.manifests, source)
     return split_manifest(home, recipe, parent, p, name)

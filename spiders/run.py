@@ -10,6 +10,19 @@ from artdata import ArtdataError
 from artdata.paths import Home
 
 
+def parse_letters(value: str) -> list[str]:
+    """--letters: 'A,B', 'A B' or 'ABM' -> ['A', 'B', 'M']; anything but letters A-Z is an error."""
+    from artdata import ArtdataError
+    out = []
+    for token in (value or "").replace(",", " ").split():
+        if not token.isascii() or not token.isalpha():
+            raise ArtdataError(f"--letters {value!r}: artist index letters A-Z, as A,B,C or ABC")
+        out += [c.upper() for c in token if c.upper() not in out]
+    if not out:
+        raise ArtdataError(f"--letters {value!r}: give at least one letter A-Z")
+    return out
+
+
 def job_dir(home: Home, options: dict) -> Path:
     key = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:10]
     return home.harvest / f"findartinfo-{key}"
@@ -60,6 +73,9 @@ def run_crawl(home: Home, *, base_url: str, letters: str, artist_url: str | None
     from scrapy import signals
     from scrapy.crawler import CrawlerProcess
     from artdata.spiders.spiders.findartinfo import FindartinfoSpider
+    from artdata.manifest import check_name
+    check_name(manifest)
+    letters = ",".join(parse_letters(letters)) if not artist_url else letters
     options = {"base_url": base_url, "letters": letters, "artist_url": artist_url, "max_pages": max_pages,
                "pictures_only": pictures_only, "images": images, "image_size": image_size, "manifest": manifest}
     jdir = job_dir(home, options)
@@ -67,7 +83,8 @@ def run_crawl(home: Home, *, base_url: str, letters: str, artist_url: str | None
     settings = build_settings(home, jdir, manifest=manifest, images=images, image_size=image_size,
                               http_cache=http_cache, redis_url=redis_url, concurrency=concurrency, delay=delay,
                               lineage={"selection": options})
-    process = CrawlerProcess(settings, install_root_handler=True)
+    settings.set("LOG_INSTALL_ROOT_HANDLER", True)
+    process = CrawlerProcess(settings)
     crawler = process.create_crawler(FindartinfoSpider)
     display = _Display(progress)
     crawler.signals.connect(display.page, signal=signals.response_received)
@@ -80,7 +97,7 @@ def run_crawl(home: Home, *, base_url: str, letters: str, artist_url: str | None
     finally:
         display.stop()
     stats = crawler.stats.get_stats()
-    return {"job_dir": str(jdir), "stats": stats, "manifest": stats.get("artdata/manifest"),
+    return {"job_dir": str(jdir), "stats": stats, "manifest": stats.get("artdata/manifest"), "letters": letters,
             "finish_reason": stats.get("finish_reason")}
 
 

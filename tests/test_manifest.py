@@ -78,7 +78,7 @@ def test_load_errors_are_one_line(tmp_path):
     write_manifest(tmp_path, "x", to_table(_records(store, 1)))
     with pytest.raises(ManifestError, match="no version"):
         load(tmp_path, "x@ffff")
-    with pytest.raises(ManifestError, match="bad manifest name"):
+    with pytest.raises(ManifestError, match="manifest name 'Bad Name': a manifest name is lower-case letters"):
         write_manifest(tmp_path, "Bad Name", to_table(_records(store, 1)))
 
 

@@ -68,7 +68,9 @@ def test_small_model_learns_the_planted_signal(gen_home, tmp_path):
     assert cfg["classes"] == CLASSES and cfg["manifest_ref"].startswith("gen@")
     rows = json.loads((run / "metrics.json").read_text())["epochs"]
     assert [r["split"] for r in rows[:2]] == ["train", "val"] and len(rows) == 12
-    assert all(r["images_per_s"] > 0 and "top3" in r for r in rows)
+    assert all(r["images_per_s"] > 0 and "top3" not in r for r in rows)     # 3 classes: top-3 is always 1
+    assert "top3" not in (run / "metrics.csv").read_text().splitlines()[0]
+    assert "test_top3" not in json.loads((run / "final.json").read_text())
     fin = json.loads((run / "final.json").read_text())
     cm = np.array(fin["splits"]["test"]["confusion"])
     assert cm.shape == (3, 3) and cm.sum() == fin["splits"]["test"]["count"]
@@ -245,3 +247,16 @@ def test_device_cuda_without_gpu_is_one_line_error(gen_home):
         pytest.skip("a GPU is present")
     with pytest.raises(ArtdataError, match="--device cuda: no CUDA device is available here"):
         main(_args(gen_home, device="cuda"))
+
+
+def test_top_k_only_below_the_number_of_classes():
+    from artdata.train.metrics import Accumulator
+    logits = torch.tensor([[3.0, 2.0, 1.0, 0.0, -1.0], [0.0, 1.0, 2.0, 3.0, 4.0]])
+    acc = Accumulator(5, False)
+    acc.add(logits, torch.tensor([2, 0]), 0.5)
+    r = acc.result()
+    assert r["top1"] == 0.0 and r["top3"] == 0.5
+    for n in (2, 3):
+        acc = Accumulator(n, False)
+        acc.add(logits[:, :n], torch.tensor([0, 1]), 0.5)
+        assert "top3" not in acc.result()

@@ -13,8 +13,8 @@ def demo_stage(home, results: dict, quick: bool = False) -> None:
                      lr=0.05, workers=0, home=str(home.root), out=str(home.runs / "demo-medium-tate-cnn"))
     final = main(args)
     results["run"] = home.runs / "demo-medium-tate-cnn"
-    console.print(f"  test top-1 {final.get('test_top1', float('nan')):.3f}, top-3 "
-                  f"{final.get('test_top3', float('nan')):.3f} -> {final['out']}")
+    top3 = f", top-3 {final['test_top3']:.3f}" if "test_top3" in final else ""
+    console.print(f"  test top-1 {final.get('test_top1', float('nan')):.3f}{top3} -> {final['out']}")
     price = results.get("split_price")
     if price is not None and price.card.get("features", {}).get("rows"):
         out = home.runs / "demo-price-softmax"

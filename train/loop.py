@@ -623,7 +623,7 @@ def train_softmax(args: TrainArgs, manifest, out: Path, device) -> dict:
             r = evaluate(model, loss_fn, tensor_loader(ds[s], 1024, False, 0), None, device, args, len(classes), False)
             r.pop("_pred", None)
             final["splits"][s] = r
-            final[f"{s}_top1"], final[f"{s}_top3"] = r["top1"], r["top3"]
+            final.update({f"{s}_{k}": r[k] for k in ("top1", "top3") if k in r})
     write_json(out / "final.json", final)
     return final
 

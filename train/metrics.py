@@ -44,7 +44,8 @@ class Accumulator:
             out["top1"] = out["exact_match"]
             return out
         out["top1"] = (preds == targets).float().mean().item()
-        out["top3"] = torch.cat(self.top3).float().mean().item()
+        if self.n > 3:     # top-k only where k < the number of classes (else it is always 1)
+            out["top3"] = torch.cat(self.top3).float().mean().item()
         cm = torch.zeros(self.n, self.n, dtype=torch.long)
         cm.index_put_((targets, preds), torch.ones_like(targets), accumulate=True)
         out["confusion"] = cm.tolist()
@@ -77,10 +78,11 @@ class MetricsFile:
     def _write(self):
         tmp = self.csv.with_suffix(".part")
         with open(tmp, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=self.FIELDS, extrasaction="ignore")
+            fields = [f for f in self.FIELDS if f != "top3" or any("top3" in r for r in self.rows)]
+            w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
             w.writeheader()
             for r in self.rows:
-                w.writerow({k: r.get(k) for k in self.FIELDS})
+                w.writerow({k: r.get(k) for k in fields})
         os.replace(tmp, self.csv)
         write_json(self.json, {"epochs": self.rows})
 

@@ -1,0 +1,56 @@
+"""The README's first command, `artdata demo`, end to end (quick sizes): it finishes, prints every path
+whole at 80 columns, and every manifest it writes has a Croissant card that the Croissant library's own
+validator accepts with no warning."""
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CONTEXT = Path(__file__).parent / "fixtures" / "croissant-1.0-context.json"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "d"
+    r = subprocess.run([sys.executable, "-m", "artdata", "demo", "--out", str(out), "--quick", "--objects", "120",
+                        "--tate", "100"], capture_output=True, text=True, timeout=600,
+                       env=dict(os.environ, COLUMNS="80"))
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    return out, r.stdout + r.stderr
+
+
+def test_demo_runs_and_prints_paths_whole(demo):
+    out, text = demo
+    assert "Traceback" not in text and "Warning" not in text
+    paths = re.findall(r"(/\S+)", text)
+    listed = [p for p in paths if p.startswith(str(out))]
+    assert len(listed) >= 8
+    for p in listed:
+        assert Path(p.rstrip(")")).exists(), p                  # each one whole: it names a real file or folder
+    assert any(p.endswith("/report/index.html") for p in listed)
+    assert any(p.endswith("/explain/index.html") for p in listed)
+
+
+def test_demo_croissant_cards_validate_without_warnings(demo, caplog):
+    out, _ = demo
+    cards = sorted((out / "home" / "manifests").glob("*/*/croissant.json"))
+    assert len(cards) >= 5
+    published = json.loads(CONTEXT.read_text())
+    import mlcroissant as mlc      # in the dev extra: the Croissant library's own validator
+    for path in cards:
+        doc = json.loads(path.read_text())
+        assert doc["@context"] == published, path                       # the standard context, key for key
+        card = json.loads((path.parent / "card.json").read_text())
+        assert re.fullmatch(r"\d+\.\d+\.\d+\+[0-9a-f]{12}", doc["version"]) and doc["identifier"] == card["version"]
+        assert doc["citeAs"].startswith("@misc{") and card["version"] in doc["citeAs"]
+        with caplog.at_level(logging.WARNING):
+            caplog.clear()
+            ds = mlc.Dataset(jsonld=str(path))
+        issues = ds.metadata.ctx.issues
+        assert not issues.errors and not issues.warnings, (path, issues.errors, issues.warnings)
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING], (path, caplog.text[-2000:])
