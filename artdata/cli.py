@@ -268,9 +268,20 @@ def crawl_findartinfo(
 # ---------------------------------------------------------------- manifests
 
 @manifests_app.command("list")
-def manifests_list(home: Optional[Path] = HomeOpt):
-    """Every manifest version in the home folder, newest last."""
+def manifests_list(source: Optional[str] = typer.Argument(None, help="A remote store (s3://bucket/prefix, https://..., "
+                                                                    "a folder) to list instead of the home."),
+                   home: Optional[Path] = HomeOpt):
+    """Every manifest version in the home folder (or in a remote store), newest last."""
     from artdata.manifest import list_manifests
+    if source:
+        from artdata.remote import remote_versions
+        versions = remote_versions(source)
+        if not versions:
+            typer.echo(f"no manifests in {source}")
+        for v in versions:
+            typer.echo(f"{v['name'] + '@' + v['version']:32} {v.get('created_at') or '':26} rows {v.get('rows', 0):>7}"
+                       + ("  with images" if v.get("images") else ""))
+        return
     h = _home(home)
     ms = list_manifests(h.manifests)
     if not ms:
@@ -280,6 +291,45 @@ def manifests_list(home: Optional[Path] = HomeOpt):
         c = m.card["counts"]
         typer.echo(f"{m.ref:32} {m.card['created_at']:26} rows {c['rows']:>7}  "
                    + " ".join(f"{k}:{v}" for k, v in c.get("by_status", {}).items()))
+
+
+@manifests_app.command("push")
+def manifests_push(ref: str = typer.Argument(..., help="NAME[@VERSION] in the home."),
+                   dest: str = typer.Argument(..., help="Folder URL: s3://bucket/prefix, file:///path, a plain path "
+                                                        "(any fsspec URL whose package is installed)."),
+                   with_images: bool = typer.Option(False, "--with-images",
+                                                    help="Also upload the images (content-addressed; those "
+                                                         "there already are skipped)."),
+                   home: Optional[Path] = HomeOpt):
+    """Publish a manifest version to a remote store (resumable; versions there are immutable)."""
+    from artdata.console import HarvestProgress, console
+    from artdata.remote import push
+    res = push(_home(home), ref, dest, with_images, HarvestProgress("push images") if with_images else None)
+    console.print(f"push {res.ref} -> {dest}: {len(res.uploaded)} file(s) uploaded, {res.skipped} already there"
+                  + (f"; images {res.images_uploaded} uploaded, {res.images_present} already there"
+                     + (f", {res.images_missing_locally} not in the local store" if res.images_missing_locally else "")
+                     if with_images else ""))
+
+
+@manifests_app.command("pull")
+def manifests_pull(source: str = typer.Argument(..., help="SOURCE[/NAME[@VERSION]]: a store that `push` wrote "
+                                                          "(s3://..., https://..., a folder)."),
+                   with_images: bool = typer.Option(False, "--with-images",
+                                                    help="Also fetch the images: from the store when they were "
+                                                         "pushed, else from their original URLs."),
+                   home: Optional[Path] = HomeOpt):
+    """Download a manifest version into the home, every file checked against its card (resumable)."""
+    from artdata.console import HarvestProgress, console
+    from artdata.remote import pull
+    res = pull(_home(home), source, with_images, HarvestProgress("pull images") if with_images else None)
+    what = "already here" if res.already else f"{len(res.downloaded)} file(s) downloaded and checked"
+    console.print(f"pull {res.ref}: {what}"
+                  + (f"; images {res.images_fetched} from the store, {res.images_from_urls} from their URLs, "
+                     f"{res.images_present} already here" if with_images else ""))
+    typer.echo(f"manifest {res.ref} -> {res.path}")
+    if res.image_mismatches:
+        raise ArtdataError(f"{len(res.image_mismatches)} image(s) did not match their checksum: "
+                           f"{', '.join(str(x)[:70] for x in res.image_mismatches[:3])}")
 
 
 @manifests_app.command("show")
