@@ -168,7 +168,10 @@ async def _harvest(source: Source, cfg: HarvestConfig, home: Home, progress: _Pr
     t0 = time.monotonic()
     started = now_utc()
     jdir = job_dir(home, source.name, cfg.manifest, source.selection(), cfg.image, cfg.metadata_only)
-    jdir.mkdir(parents=True, exist_ok=True)
+    if not jdir.resolve().is_relative_to(home.harvest.resolve()):
+        raise ArtdataError(f"job folder {jdir} would be outside {home.harvest}")
+    # the folder is made once the selection is known (its input read, its ids listed): a wrong path, an
+    # unreadable list or a selection that matches nothing leaves nothing behind
     journal = Journal(jdir / "journal.jsonl")
     done = journal.load()
     meta_path = jdir / "job.json"
@@ -182,11 +185,13 @@ async def _harvest(source: Source, cfg: HarvestConfig, home: Home, progress: _Pr
             ids = json.loads(ids_path.read_text())
         else:
             ids = await source.ids(client)
-            tmp = ids_path.with_suffix(".part")
-            tmp.write_text(json.dumps(ids))
-            os.replace(tmp, ids_path)
-            meta["selection"] = source.selection()
-            meta_path.write_text(json.dumps(meta, indent=2, default=str))
+            if ids:
+                jdir.mkdir(parents=True, exist_ok=True)
+                tmp = ids_path.with_suffix(".part")
+                tmp.write_text(json.dumps(ids))
+                os.replace(tmp, ids_path)
+                meta["selection"] = source.selection()
+                meta_path.write_text(json.dumps(meta, indent=2, default=str))
         if cfg.limit is not None:   # applied at run time: a larger --limit later extends the harvest
             ids = ids[: cfg.limit]
         todo = [i for i in ids if i not in done or (cfg.retry_failed and done[i]["status"] == STATUS_FAILED)]

@@ -159,3 +159,16 @@ def test_long_paths_are_printed_whole():
         console.file = saved
     assert path in buf.getvalue().replace("\n", "\0").split("\0")[0]
     assert len(path) > console.width or len(f"  run report: {path}") > 80
+
+
+@pytest.mark.parametrize("args", [("crawl", "urls", "/nonexistent/list.txt"),
+                                  ("crawl", "tate", "/nonexistent/artworks.parquet"),
+                                  ("crawl", "met", "--api-base", "http://127.0.0.1:9", "--ids-from", "/nonexistent.csv"),
+                                  ("import-folder", "/nonexistent/folder", "--name", "x"),
+                                  ("build-split", "price", "--from", "nothing"),
+                                  ("train", "--manifest", "x", "--model", "resnet9")])
+def test_bad_input_is_one_line_and_leaves_nothing(tmp_path, args):
+    home = tmp_path / "home"
+    r = _invoke(*args, "--home", home)
+    _one_line_error(r)
+    assert not home.exists() or not any(home.rglob("*")), list(home.rglob("*"))
