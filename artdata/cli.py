@@ -197,6 +197,37 @@ def crawl_tate(
     _run_harvest(src, cfg, _home(home), "tate")
 
 
+@crawl_app.command("iiif")
+def crawl_iiif(
+    urls: List[str] = typer.Argument(..., help="IIIF manifest or collection URLs (Presentation API 2 or 3), or files "
+                                               "listing them one per line."),
+    image_size: int = typer.Option(256, help="Shorter side of stored images; the image service is asked for "
+                                             "this size, never for its full resolution."),
+    all_canvases: bool = typer.Option(False, "--all-canvases", help="Every canvas of a manifest (pages, views), "
+                                                                    "not only the first."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Harvest at most this many records."),
+    metadata_only: bool = MetadataOnlyOpt,
+    retry_failed: bool = RetryFailedOpt,
+    rate: float = RateOpt,
+    concurrency: int = ConcurrencyOpt,
+    user_agent: Optional[str] = UserAgentOpt,
+    retries: int = RetriesOpt,
+    timeout: float = TimeoutOpt,
+    block_pause: float = BlockPauseOpt,
+    workers: Optional[int] = WorkersOpt,
+    name: str = typer.Option("iiif", help="Manifest name."),
+    home: Optional[Path] = HomeOpt,
+):
+    """Harvest any IIIF collection: manifests (or collections of them) -> records with their metadata -> images."""
+    from artdata.harvest import HarvestConfig
+    from artdata.images import ImageConfig
+    from artdata.sources.iiif import IiifSource
+    cfg = HarvestConfig(manifest=name, image=ImageConfig(size=image_size),
+                        client=_client_cfg(rate, concurrency, user_agent, retries, timeout, block_pause),
+                        metadata_only=metadata_only, retry_failed=retry_failed, limit=limit, workers=workers)
+    _run_harvest(IiifSource(list(urls), image_size=image_size, all_canvases=all_canvases), cfg, _home(home), "iiif")
+
+
 @crawl_app.command("urls")
 def crawl_urls(
     path: Path = typer.Argument(..., help="Image URLs: one per line, or a .csv/.parquet with a url column."),

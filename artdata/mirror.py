@@ -73,6 +73,8 @@ class Faults:
     no_image: float = 0.0          # public-domain objects that nevertheless have no image
     malformed_json: float = 0.0    # objects whose JSON is cut short (status 200)
     html_200: float = 0.0          # objects answering an HTML page with status 200
+    iiif_info_error: float = 0.0   # IIIF images whose info.json answers 500
+    iiif_ignore_size: bool = False  # the IIIF image service sends its full size whatever is asked
 
     @classmethod
     def none(cls) -> "Faults":
@@ -403,6 +405,9 @@ class Mirror:
         self.add_route("api", "/tate/", _tate_table_routes)
         self.add_route("media", "/CRDImages/", _met_image_route)
         self.add_route("media", "/art/images/work/", _tate_image_route)
+        self.iiif_sizes: list[str] = []          # the size parameter of every IIIF image request
+        from artdata.mirror_iiif import attach as attach_iiif
+        attach_iiif(self)
 
     # -- lifecycle
     def start(self) -> "Mirror":

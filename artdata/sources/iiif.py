@@ -1,0 +1,275 @@
+"""Any IIIF collection: Presentation manifests (v2 and v3) or collections of them -> records -> images.
+
+For each manifest (the first canvas, or every canvas with `all_canvases`), the canvas's Image API service
+(v2 or v3) is asked for the requested size, never for the full-resolution file: its info.json gives the
+image's width and height (and the sizes the server has cached), so the request is `full/N,` or `full/,N`
+with the shorter side at least `image_size` (a cached size at least that large when the server lists one).
+When info.json cannot be read, the request is `full/!M,M` with M twice the size. A server that ignores the
+size is fine: the image store resizes what comes. Metadata label/value pairs are kept (in `extra`) and the
+usual labels (Artist, Date, Culture, Medium...) fill the schema's fields; the licence comes from `rights`
+(v3) or `license` (v2), the attribution from `requiredStatement` / `attribution`.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from artdata import ArtdataError
+from artdata.harvest import Job, decode_json
+from artdata.http import FetchError, PoliteClient
+from artdata.records import STATUS_NO_IMAGE, extra_json, new_record
+
+MAX_DEPTH = 5              # collections inside collections
+MAX_MANIFESTS = 1_000_000  # a bound on what one listing may expand to
+
+# metadata labels (lower case) -> record fields
+LABELS = {
+    "artist": "artist", "creator": "artist", "maker": "artist", "author": "artist", "artist/maker": "artist",
+    "date": "date_text", "dated": "date_text", "date made": "date_text", "created": "date_text",
+    "culture": "culture", "nationality": "artist_nationality", "country": "country", "place": "country",
+    "place of origin": "country", "medium": "medium", "technique": "medium", "materials": "medium",
+    "medium/technique": "medium", "classification": "classification", "object type": "classification",
+    "type": "classification", "department": "department", "dimensions": "dimensions",
+    "object name": "object_name",
+}
+PUBLIC_DOMAIN_MARKS = ("creativecommons.org/publicdomain/zero", "creativecommons.org/publicdomain/mark")
+
+
+def text(value) -> str | None:
+    """A IIIF label or value as plain text: a string, a v2 list / {"@value"} form, or a v3 language map."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, list):
+        parts = [text(v) for v in value]
+        return "; ".join(p for p in parts if p) or None
+    if isinstance(value, dict):
+        if "@value" in value:
+            return text(value["@value"])
+        for lang in ("en", "none", *value.keys()):
+            if lang in value:
+                return text(value[lang])
+    return str(value)
+
+
+def _kind(doc: dict) -> str:
+    t = doc.get("type") or doc.get("@type") or ""
+    t = t[0] if isinstance(t, list) and t else t
+    return str(t).split(":")[-1].lower()          # sc:Manifest -> manifest, Collection -> collection
+
+
+def _id(doc: dict) -> str | None:
+    return doc.get("id") or doc.get("@id")
+
+
+def canvases(manifest: dict) -> list[dict]:
+    if "items" in manifest:                                   # v3
+        return [c for c in manifest["items"] if _kind(c) == "canvas"]
+    seqs = manifest.get("sequences") or []                     # v2
+    return list(seqs[0].get("canvases") or []) if seqs else []
+
+
+def image_service(canvas: dict) -> tuple[str, int] | None:
+    """(service base URL, Image API version) of a canvas's first image, or None."""
+    if "items" in canvas:                                      # v3: AnnotationPage -> Annotation -> body
+        for page in canvas.get("items") or []:
+            for anno in page.get("items") or []:
+                body = anno.get("body") or {}
+                body = body[0] if isinstance(body, list) and body else body
+                svc = _service(body)
+                if svc:
+                    return svc
+        return None
+    for img in canvas.get("images") or []:                     # v2: images[].resource.service
+        svc = _service(img.get("resource") or {})
+        if svc:
+            return svc
+    return None
+
+
+def _service(resource: dict) -> tuple[str, int] | None:
+    services = resource.get("service") or []
+    for s in services if isinstance(services, list) else [services]:
+        if not isinstance(s, dict):
+            continue
+        sid = _id(s)
+        kind = str(s.get("type") or s.get("@type") or "")
+        profile = str(s.get("profile") or "")
+        context = str(s.get("@context") or "")
+        if not sid:
+            continue
+        version = 3 if ("ImageService3" in kind or "image/3" in context) else 2
+        if version == 2 and not ("ImageService2" in kind or "image/2" in context or "image/2" in profile
+                                 or "level" in profile or not kind):
+            continue
+        return sid.rstrip("/"), version
+    return None
+
+
+def size_request(info: dict | None, want: int) -> str:
+    """The IIIF size parameter giving a shorter side of at least `want` px, without the full resolution."""
+    if not info:
+        return f"!{2 * want},{2 * want}"
+    w, h = info.get("width"), info.get("height")
+    sizes = [s for s in info.get("sizes") or [] if isinstance(s, dict) and s.get("width") and s.get("height")]
+    ok = sorted((s for s in sizes if min(s["width"], s["height"]) >= want), key=lambda s: s["width"])
+    if ok:
+        return f"{ok[0]['width']},"
+    if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
+        return f"!{2 * want},{2 * want}"
+    if min(w, h) <= want:           # the image is no larger than asked: the largest the service gives
+        return f"{w},"
+    return f"{want}," if w <= h else f",{want}"
+
+
+def image_url(service: str, version: int, size: str) -> str:
+    return f"{service}/full/{size}/0/default.jpg"
+
+
+def metadata_pairs(manifest: dict) -> dict[str, str]:
+    out = {}
+    for pair in manifest.get("metadata") or []:
+        if isinstance(pair, dict):
+            k, v = text(pair.get("label")), text(pair.get("value"))
+            if k and v and k not in out:
+                out[k] = v
+    return out
+
+
+def record_from_manifest(sid: str, manifest: dict, canvas: dict | None) -> dict:
+    meta = metadata_pairs(manifest)
+    fields = {}
+    for k, v in meta.items():
+        f = LABELS.get(k.strip().lower().rstrip(":"))
+        if f and f not in fields:
+            fields[f] = v
+    rights = text(manifest.get("rights")) or text(manifest.get("license"))
+    statement = manifest.get("requiredStatement")
+    attribution = text(statement.get("value")) if isinstance(statement, dict) else text(manifest.get("attribution"))
+    homepage = manifest.get("homepage") or manifest.get("related")
+    homepage = homepage[0] if isinstance(homepage, list) and homepage else homepage
+    page = _id(homepage) if isinstance(homepage, dict) else (homepage if isinstance(homepage, str) else None)
+    title = text(manifest.get("label"))
+    if canvas is not None and len(canvases(manifest)) > 1 and text(canvas.get("label")):
+        title = f"{title} ({text(canvas.get('label'))})" if title else text(canvas.get("label"))
+    pd_ = bool(rights) and any(m in rights for m in PUBLIC_DOMAIN_MARKS)
+    return new_record("iiif", sid, page_url=page, license=rights, is_public_domain=pd_ if rights else None,
+                      copyright=attribution, title=title,
+                      extra=extra_json({"manifest": _id(manifest), "metadata": meta,
+                                        "canvas": _id(canvas) if canvas else None}), **fields)
+
+
+@dataclass
+class IiifSource:
+    urls: list[str]                      # manifests, collections, or files listing them (one per line)
+    image_size: int = 256
+    all_canvases: bool = False
+    name: str = "iiif"
+    _docs: dict = field(default_factory=dict, repr=False)
+    _lock: asyncio.Lock | None = field(default=None, repr=False)
+
+    def selection(self) -> dict:
+        return {"urls": self.urls, "image_size": self.image_size, "all_canvases": self.all_canvases}
+
+    def _start_urls(self) -> list[str]:
+        out = []
+        for u in self.urls:
+            if u.startswith(("http://", "https://")):
+                out.append(u)
+                continue
+            p = Path(u)
+            if not p.is_file():
+                raise ArtdataError(f"{u}: neither an http(s) URL nor a file listing manifest URLs")
+            for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+                line = line.split("#", 1)[0].strip()
+                if not line:
+                    continue
+                if not line.startswith(("http://", "https://")):
+                    raise ArtdataError(f"{u}:{n}: not an http(s) URL: {line[:80]!r}")
+                out.append(line)
+        if not out:
+            raise ArtdataError("crawl iiif: give at least one manifest or collection URL")
+        return out
+
+    async def _get(self, client: PoliteClient, url: str) -> dict:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        if url in self._docs:
+            return self._docs[url]
+        resp = await client.get(url)
+        if resp.status_code != 200:
+            raise ArtdataError(f"HTTP {resp.status_code} from {url}")
+        doc = decode_json(resp, "IIIF document")
+        if not isinstance(doc, dict):
+            raise ArtdataError(f"IIIF document: not a JSON object from {url}")
+        if len(self._docs) < 10_000:
+            self._docs[url] = doc
+        return doc
+
+    async def ids(self, client: PoliteClient) -> list[str]:
+        ids: list[str] = []
+        seen: set[str] = set()
+
+        async def walk(url: str, depth: int):
+            if url in seen or len(ids) >= MAX_MANIFESTS:
+                return
+            seen.add(url)
+            doc = await self._get(client, url)
+            kind = _kind(doc)
+            if kind == "collection":
+                if depth >= MAX_DEPTH:
+                    raise ArtdataError(f"{url}: collections nested deeper than {MAX_DEPTH}")
+                members = (doc.get("items") or []) + (doc.get("manifests") or []) + (doc.get("collections") or []) \
+                    + (doc.get("members") or [])
+                for m in members:
+                    mid = _id(m) if isinstance(m, dict) else m
+                    if not mid:
+                        continue
+                    if isinstance(m, dict) and _kind(m) == "manifest":
+                        if mid not in seen:
+                            seen.add(mid)
+                            await self._add_manifest(client, mid, ids)
+                    else:
+                        await walk(mid, depth + 1)
+            elif kind == "manifest":
+                await self._add_manifest(client, url, ids, doc)
+            else:
+                raise ArtdataError(f"{url}: a IIIF {kind or 'document'} is neither a Manifest nor a Collection")
+
+        for u in self._start_urls():
+            await walk(u, 0)
+        return ids
+
+    async def _add_manifest(self, client, url: str, ids: list[str], doc: dict | None = None) -> None:
+        if not self.all_canvases:
+            ids.append(url)
+            return
+        doc = doc or await self._get(client, url)
+        n = len(canvases(doc))
+        ids.extend(url if i == 0 else f"{url}#canvas={i}" for i in range(max(1, n)))
+
+    async def job(self, client: PoliteClient, sid: str) -> Job:
+        url, _, frag = sid.partition("#canvas=")
+        index = int(frag) if frag else 0
+        manifest = await self._get(client, url)
+        items = canvases(manifest)
+        canvas = items[index] if index < len(items) else None
+        rec = record_from_manifest(sid, manifest, canvas)
+        svc = image_service(canvas) if canvas else None
+        if svc is None:
+            rec.update(status=STATUS_NO_IMAGE, error="no IIIF image service on the canvas" if canvas else "no canvas")
+            return Job(rec)
+        service, version = svc
+        info = None
+        try:
+            resp = await client.get(f"{service}/info.json")
+            if resp.status_code == 200:
+                info = decode_json(resp, "info.json")
+        except (ArtdataError, FetchError):
+            info = None          # an unreadable info.json: a fitted request instead
+        if not isinstance(info, dict):
+            info = None
+        rec["image_url"] = image_url(service, version, size_request(info, self.image_size))
+        return Job(rec, [rec["image_url"]])
