@@ -466,7 +466,8 @@ def _ratios(text: str) -> tuple:
 @app.command("build-split")
 def build_split_cmd(
     recipe: str = typer.Argument(..., help="culture | department | medium | price | movement"),
-    source: str = typer.Option(..., "--from", help="The harvested manifest, NAME[@VERSION]."),
+    source: List[str] = typer.Option(..., "--from", help="The harvested manifest, NAME[@VERSION]; repeat it to "
+                                                         "merge several (--from met --from iiif)."),
     name: Optional[str] = typer.Option(None, help="Output manifest name [default: <from>-<recipe>]."),
     min_count: Optional[int] = typer.Option(None, help="Drop classes with fewer records (culture: 100, others: 1)."),
     max_per_class: Optional[int] = typer.Option(None, help="Keep at most this many records per class (seeded)."),
@@ -499,13 +500,15 @@ def build_split_cmd(
         given["seed"] = seed
     if ratios != "0.8,0.1,0.1":
         given["ratios"] = _ratios(ratios)
-    m = build_split(_home(home), recipe, source, name=name, **given)
+    m = build_split(_home(home), recipe, source if len(source) > 1 else source[0], name=name, **given)
     for step in m.card["steps"]:
         dropped = ", ".join(f"{k} {v}" for k, v in step["dropped"].items())
         typer.echo(f"  {step['rows']:>7}  {step['step']}" + (f"  (dropped: {dropped})" if dropped else ""))
     c = m.card["counts"]
     typer.echo("classes: " + ", ".join(f"{k} {v}" for k, v in (c.get("by_class") or c.get("by_tag") or {}).items()))
     typer.echo("splits: " + ", ".join(f"{k} {v}" for k, v in c.get("by_split", {}).items()))
+    for src, classes in (m.card.get("classes_by_source") or {}).items():
+        typer.echo(f"  from {src}: " + ", ".join(f"{k} {v}" for k, v in classes.items()))
     typer.echo(f"manifest {m.ref} -> {m.path}")
 
 

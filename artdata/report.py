@@ -150,7 +150,15 @@ def dataset_report(home: Home, ref: str, out: Path | None = None) -> Path:
         rows = [[s["step"], s["rows"], ", ".join(f"{k} {v}" for k, v in s["dropped"].items())] for s in m.card["steps"]]
         sections.append(("Cleaning steps", _img_tag(_save(fig, out / "classes.png"), "class counts per step")
                          + _table(rows, ["step", "rows kept", "dropped (reason count)"])))
-    elif group:
+    by_source = m.card.get("classes_by_source")
+    if by_source:             # a dataset merged from several museums: what each one brought
+        data["classes_by_source"] = by_source
+        sources = sorted(by_source)
+        classes_all = sorted({c for v in by_source.values() for c in v})
+        rows = [[c] + [by_source[src].get(c, 0) for src in sources] + [sum(by_source[src].get(c, 0) for src in sources)]
+                for c in classes_all]
+        sections.append(("Classes per source", _table(rows, ["class", *sources, "all"])))
+    if not steps and group:
         top = Counter(df[group].dropna()).most_common(MAX_CLASSES_SHOWN)
         data["classes"] = {"column": group, "counts": dict(top)}
         fig, ax = plt.subplots(figsize=(11, 0.35 * len(top) + 1.5))

@@ -48,6 +48,11 @@ class StepLog:
 
     def add(self, name: str, df: pd.DataFrame, dropped: Counter | None = None, label: str | None = "label"):
         entry = {"step": name, "rows": int(len(df)), "dropped": dict((dropped or Counter()).most_common())}
+        if "source" in df.columns and (df["source"].nunique() > 1 or getattr(dropped, "by_source", None)
+                                       and len(dropped.by_source) > 1):
+            entry["rows_by_source"] = {k: int(v) for k, v in sorted(Counter(df["source"]).items())}
+            if getattr(dropped, "by_source", None):
+                entry["dropped_by_source"] = dropped.by_source
         if label and label in df.columns:
             col = df[label]
             if label == "labels":
@@ -57,14 +62,21 @@ class StepLog:
         self.steps.append(entry)
 
 
+class Drops(Counter):
+    """Dropped rows by reason; `by_source` breaks them down by source ({source: {reason: n}})."""
+    by_source: dict
+
+
 def _drop(df: pd.DataFrame, keep: pd.Series, reasons: pd.Series | str) -> tuple[pd.DataFrame, Counter]:
-    """Keep rows where `keep`; count the others by reason."""
+    """Keep rows where `keep`; count the others by reason (and by source and reason)."""
     keep = keep.fillna(False).astype(bool)
     gone = ~keep
-    if isinstance(reasons, str):
-        dropped = Counter({reasons: int(gone.sum())}) if gone.any() else Counter()
-    else:
-        dropped = Counter(reasons[gone].tolist())
+    why = pd.Series(reasons, index=df.index) if isinstance(reasons, str) else reasons
+    dropped = Drops(why[gone].tolist())
+    dropped.by_source = {}
+    if "source" in df.columns and gone.any():
+        for (src, reason), n in sorted(Counter(zip(df.loc[gone, "source"], why[gone])).items()):
+            dropped.by_source.setdefault(src, {})[reason] = int(n)
     return df[keep], dropped
 
 
@@ -323,22 +335,65 @@ def resolve_params(recipe: str, given: dict) -> dict:
     return p
 
 
-def build_split(home: Home, recipe: str, source: str, name: str | None = None, **given) -> Manifest:
-    """Run `recipe` on manifest `source` (NAME[@VERSION]) and write the split manifest."""
+def build_split(home: Home, recipe: str, source: str | list[str], name: str | None = None, **given) -> Manifest:
+    """Run `recipe` on manifest `source` (NAME[@VERSION]), or on several harvested manifests merged (their
+    records keep their `source`; source + source_id keys them, so no record can come twice), and write the
+    split manifest."""
     if name is not None:
         from artdata.manifest import check_name
         check_name(name)
     p = resolve_params(recipe, given)
-    parent = load(home.manifests, source)
-    return split_manifest(home, recipe, parent, p, name)
+    sources = [source] if isinstance(source, str) else list(source)
+    if not sources:
+        raise ArtdataError("build-split needs --from MANIFEST (one or more)")
+    parents = [load(home.manifests, s) for s in sources]
+    refs = [m.ref for m in parents]
+    if len(set(refs)) < len(refs):
+        raise ArtdataError(f"--from names the same version twice: {', '.join(refs)}")
+    return split_manifest(home, recipe, parents[0] if len(parents) == 1 else Merged(parents), p, name)
+
+
+class Merged:
+    """Several manifests read as one (in memory): what split_manifest needs of a parent."""
+
+    def __init__(self, parents: list[Manifest]):
+        self.parents = parents
+        self.ref = " + ".join(m.ref for m in parents)
+        self.name = "-".join(dict.fromkeys(m.name for m in parents))
+        self.card = {"lineage": {"source": "+".join(dict.fromkeys(
+            str((m.card.get("lineage") or {}).get("source") or m.name) for m in parents))}}
+        self._full: pa.Table | None = None
+
+    @property
+    def refs(self) -> list[str]:
+        return [m.ref for m in self.parents]
+
+    def column_names(self) -> list[str]:
+        names: list[str] = []
+        for m in self.parents:
+            names += [c for c in pq.read_schema(m.data_files[0]).names if c not in names]
+        return names
+
+    def full(self) -> pa.Table:
+        if self._full is None:
+            self._full = pa.concat_tables([conform(m.table()) for m in self.parents], promote_options="default")
+        return self._full
+
+    def table(self, columns: list[str] | None = None) -> pa.Table:
+        t = self.full()
+        return t.select([c for c in columns if c in t.column_names]) if columns else t
+
+    def take(self, rows) -> pa.Table:
+        return self.full().take(pa.array(np.asarray(rows, dtype=np.int64)))
 
 
 # Heavy columns the recipes never look at: they stay in Arrow and are carried over by row index.
 _CARRIED = ("extra", "dimensions", "copyright", "page_url", "image_url", "source_sha256")
 
 
-def split_manifest(home: Home, recipe: str, parent: Manifest, p: dict, name: str | None) -> Manifest:
-    columns = [c for c in pq.read_schema(parent.data_files[0]).names if c not in _CARRIED]
+def split_manifest(home: Home, recipe: str, parent: Manifest | Merged, p: dict, name: str | None) -> Manifest:
+    names = parent.column_names() if isinstance(parent, Merged) else pq.read_schema(parent.data_files[0]).names
+    columns = [c for c in names if c not in _CARRIED]
     df = parent.table(columns=columns).to_pandas()
     df["_row"] = np.arange(len(df))
     log = StepLog()
@@ -387,7 +442,13 @@ def split_manifest(home: Home, recipe: str, parent: Manifest, p: dict, name: str
     extra_tables = {}
     if recipe == "price":
         extra_tables["features"] = price_features(df, p, extra)
-    lineage = {"source": (parent.card.get("lineage") or {}).get("source"), "parents": [parent.ref],
+    parents = parent.refs if isinstance(parent, Merged) else [parent.ref]
+    if isinstance(parent, Merged):     # the classes each source brought, for the card and the dataset report
+        extra["classes_by_source"] = {
+            src: dict(sorted(Counter(x for x in g[label_col] if isinstance(x, str)).items())) if not multi else
+            dict(sorted(Counter(t for ts in g["labels"] if ts is not None for t in ts).items()))
+            for src, g in df.groupby("source")}
+    lineage = {"source": (parent.card.get("lineage") or {}).get("source"), "parents": parents,
                "recipe": recipe, "params": params_card}
     card_extra = {"recipe": {"name": recipe, "params": params_card}, "steps": log.steps, **extra}
     return write_manifest(home.manifests, name or f"{parent.name}-{recipe}", table, lineage=lineage,

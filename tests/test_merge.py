@@ -1,0 +1,99 @@
+"""One dataset from several museums: `build-split culture --from met --from iiif --from aic` merges the harvested
+manifests, applies the same cleaning and region map to each source's fields, keys records by source + id,
+and counts rows, drops and classes per source in the card."""
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from artdata import ArtdataError
+from artdata.cli import app
+from artdata.harvest import HarvestConfig, harvest
+from artdata.http import ClientConfig
+from artdata.images import ImageConfig, ImageStore, process_image
+from artdata.manifest import load, write_manifest
+from artdata.mirror import Mirror, render_jpeg
+from artdata.paths import Home
+from artdata.records import new_record, to_table
+from artdata.sources.iiif import IiifSource
+from artdata.sources.met import MetSource
+from artdata.splits import build_split
+
+# a third museum's records, as its harvester maps them: its own spellings of cultures and places
+THIRD = [("England", None, "Paintings"), ("Netherlandish", None, "Paintings"), (None, "Dutch", "Paintings"),
+         ("probably French", None, "Paintings"), ("Japan", None, "Paintings"), ("Italian", None, "Drawings")]
+
+
+def _cfg(name):
+    return HarvestConfig(manifest=name, image=ImageConfig(size=48), workers=1,
+                         client=ClientConfig(rate=200, concurrency=8, retries=1, block_pause=0.2))
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory):
+    home = Home(tmp_path_factory.mktemp("merge"))
+    with Mirror() as m:
+        paintings = [o for o, r in m.met.rows.items() if r.get("Classification") == "Paintings"]
+        pd_paintings = [o for o in paintings if m.met.rows[o].get("Is Public Domain")]
+        ids = home.root / "met-ids.txt"
+        ids.write_text("\n".join(paintings[:120]))
+        harvest(MetSource(api_base=m.met_api_base, ids_from=str(ids), image_size=48), _cfg("met"), home)
+        listing = home.root / "iiif.txt"
+        listing.write_text("".join(f"{m.base('api')}/iiif/3/manifest/{o}.json\n" for o in pd_paintings[-60:]))
+        harvest(IiifSource([str(listing)], image_size=48), _cfg("iiif"), home)
+    store = ImageStore(home.images)
+    recs = []
+    for i in range(60):
+        culture, nat, cls = THIRD[i % len(THIRD)]
+        res = process_image(render_jpeg(f"aic-{i}", str(culture or nat), (64, 56)), ImageConfig(size=48))
+        store.put(res.data, res.key)
+        recs.append(new_record("aic", 1000 + i, culture=culture, artist_nationality=nat, classification=cls,
+                               title=f"Work {i}", **res.fields()))
+    write_manifest(home.manifests, "aic", to_table(recs))
+    return home
+
+
+def test_merged_culture_split_counts_per_source(three):
+    home = three
+    refs = [load(home.manifests, n).ref for n in ("met", "iiif", "aic")]
+    s = build_split(home, "culture", ["met", "iiif", "aic"], name="cultures", min_count=5)
+    assert s.card["lineage"]["parents"] == refs
+    df = s.to_pandas()
+    assert set(df.source) == {"met", "iiif", "aic"}
+    assert not (df.source + ":" + df.source_id).duplicated().any()
+    first = s.card["steps"][0]
+    assert first["rows_by_source"] == {n: load(home.manifests, n).rows for n in ("aic", "iiif", "met")}
+    cls_step = next(x for x in s.card["steps"] if x["step"].startswith("classification in"))
+    assert cls_step["dropped_by_source"]["aic"] == {"not Paintings": 10}      # the Drawings
+    by_source = s.card["classes_by_source"]
+    assert set(by_source) == {"met", "iiif", "aic"}
+    total = {}
+    for classes in by_source.values():
+        for k, v in classes.items():
+            total[k] = total.get(k, 0) + v
+    assert total == s.card["counts"]["by_class"]
+    aic = df[df.source == "aic"]
+    # the same region map and cleaning as the Met's fields: England -> British, Netherlandish -> Flemish,
+    # "probably French" -> French, Japan -> Japanese, nationality when culture is empty
+    assert set(aic.label) == {"British", "Flemish", "Dutch", "French", "Japanese"}
+    assert by_source["aic"] == {k: 10 for k in ("British", "Dutch", "Flemish", "French", "Japanese")}
+    again = build_split(home, "culture", ["met", "iiif", "aic"], name="cultures", min_count=5)
+    assert again.version == s.version
+
+
+def test_merge_cli_report_and_errors(three, tmp_path):
+    home = three
+    r = CliRunner().invoke(app, ["build-split", "culture", "--from", "met", "--from", "aic", "--name", "two",
+                                 "--min-count", "5", "--home", str(home.root)])
+    assert r.exit_code == 0, r.output
+    assert "  from aic: British 10" in r.output and "  from met: " in r.output
+    from artdata.report import dataset_report
+    page = dataset_report(home, "two")
+    data = json.loads((page.parent / "report.json").read_text())
+    assert data["classes_by_source"]["aic"]["British"] == 10
+    assert "Classes per source" in page.read_text()
+    with pytest.raises(ArtdataError, match="--from names the same version twice"):
+        build_split(home, "culture", ["aic", "aic"])
+    r = CliRunner().invoke(app, ["build-split", "culture", "--from", "met", "--from", "nope", "--home",
+                                 str(home.root)])
+    assert r.exit_code == 1 and "no manifest named 'nope'" in r.output
