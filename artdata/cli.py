@@ -197,6 +197,50 @@ def crawl_tate(
     _run_harvest(src, cfg, _home(home), "tate")
 
 
+@crawl_app.command("aic")
+def crawl_aic(
+    api_base: str = typer.Option("https://api.artic.edu/api/v1", help="The Art Institute of Chicago's API (or the mirror)."),
+    classification: Optional[List[str]] = typer.Option(None, help="classification_title(s) kept, e.g. painting "
+                                                                  "(repeat or comma-separate)."),
+    department: Optional[List[str]] = typer.Option(None, help="department_title(s) kept."),
+    public_domain_only: bool = typer.Option(True, "--public-domain-only/--all-rights",
+                                            help="Only public-domain (CC0) artworks."),
+    dump: Optional[Path] = typer.Option(None, help="The museum's data dump (a folder or tarball of JSON, or JSON "
+                                                   "lines): select from it, no API request for metadata."),
+    contact: str = typer.Option("", help="Your e-mail or project URL, sent in the AIC-User-Agent header the museum "
+                                         "asks for."),
+    image_size: int = typer.Option(256, help="Shorter side of stored images (IIIF width at most 843, as the "
+                                             "museum asks)."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Harvest at most this many artworks."),
+    metadata_only: bool = MetadataOnlyOpt,
+    retry_failed: bool = RetryFailedOpt,
+    rate: float = typer.Option(1.0, help="Requests per second per host, at most (the museum allows anonymous "
+                                         "clients about 60 a minute)."),
+    concurrency: int = ConcurrencyOpt,
+    user_agent: Optional[str] = UserAgentOpt,
+    retries: int = RetriesOpt,
+    timeout: float = TimeoutOpt,
+    block_pause: float = BlockPauseOpt,
+    workers: Optional[int] = WorkersOpt,
+    name: str = typer.Option("aic", help="Manifest name."),
+    home: Optional[Path] = HomeOpt,
+):
+    """Harvest the Art Institute of Chicago (public API or data dump; images through its IIIF server)."""
+    from dataclasses import replace
+    from artdata.harvest import HarvestConfig
+    from artdata.images import ImageConfig
+    from artdata.sources.aic import AicSource
+    client = _client_cfg(rate, concurrency, user_agent, retries, timeout, block_pause)
+    ua = f"artdata ({contact})" if contact else "artdata (https://github.com/artdata)"
+    client = replace(client, headers=(("AIC-User-Agent", ua),))
+    cfg = HarvestConfig(manifest=name, image=ImageConfig(size=image_size), client=client, metadata_only=metadata_only,
+                        retry_failed=retry_failed, limit=limit, workers=workers)
+    src = AicSource(api_base=api_base.rstrip("/"), classifications=_split_list(classification),
+                    departments=_split_list(department), public_domain_only=public_domain_only,
+                    dump=str(dump) if dump else None, image_size=image_size)
+    _run_harvest(src, cfg, _home(home), "aic")
+
+
 @crawl_app.command("iiif")
 def crawl_iiif(
     urls: List[str] = typer.Argument(..., help="IIIF manifest or collection URLs (Presentation API 2 or 3), or files "

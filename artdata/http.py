@@ -44,6 +44,7 @@ class ClientConfig:
     max_blocked: float = 3600.0       # give up a request blocked longer than this in total (s)
     window: float = 1.05              # sliding window of the rate budget (s)
     user_agent: str = DEFAULT_USER_AGENT
+    headers: tuple = ()               # ((name, value), ...) sent with every request (e.g. AIC-User-Agent)
     max_bytes: int = 200_000_000
 
     def __post_init__(self):
@@ -200,7 +201,7 @@ class PoliteClient:
         limits = httpx.Limits(max_connections=self.cfg.concurrency, max_keepalive_connections=self.cfg.concurrency)
         transport = FastTransport(limits=limits) if os.environ.get("ARTDATA_HTTP_TRANSPORT") != "httpcore" else None
         self._client = httpx.AsyncClient(timeout=self.cfg.timeout, limits=limits, follow_redirects=True,
-                                         transport=transport, headers={"User-Agent": self.cfg.user_agent})
+                                         transport=transport, headers={"User-Agent": self.cfg.user_agent, **dict(self.cfg.headers)})
         if isinstance(getattr(self._client, "_cookies", None), httpx.Cookies):
             self._client._cookies = _Cookies()
         return self

@@ -407,7 +407,9 @@ class Mirror:
         self.add_route("media", "/art/images/work/", _tate_image_route)
         self.iiif_sizes: list[str] = []          # the size parameter of every IIIF image request
         from artdata.mirror_iiif import attach as attach_iiif
+        from artdata.mirror_museums import attach as attach_museums
         attach_iiif(self)
+        attach_museums(self)
 
     # -- lifecycle
     def start(self) -> "Mirror":

@@ -31,16 +31,18 @@ def command(source: str, m: Mirror, n: int) -> list[str]:
         return ["tate", m.tate_table_url, "--has-thumbnail", "--limit", str(n)]
     if source == "iiif":
         return ["iiif", m.base("api") + "/iiif/3/collection.json", "--limit", str(n)]
+    if source == "aic":
+        return ["aic", "--api-base", m.base("api") + "/aic/api/v1", "--all-rights", "--limit", str(n)]
     raise SystemExit(f"unknown source {source}")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--source", action="append", choices=("met", "tate", "iiif"))
+    ap.add_argument("--source", action="append", choices=("met", "tate", "iiif", "aic"))
     ap.add_argument("--records", type=int, default=300)
     a = ap.parse_args()
     print(f"{'source':6} {'records':>8} {'ok':>6} {'seconds':>8} {'records/s':>10} {'requests':>9}")
-    for source in a.source or ["met", "tate", "iiif"]:
+    for source in a.source or ["met", "tate", "iiif", "aic"]:
         with Mirror() as m, tempfile.TemporaryDirectory() as home:
             cmd = [sys.executable, "-m", "artdata", "crawl", *command(source, m, a.records), "--image-size", "256",
                    "--rate", "1000", "--concurrency", "16", "--home", home]
