@@ -86,6 +86,18 @@ def _client_cfg(rate: float, concurrency: int, user_agent: Optional[str], retrie
                         retries=retries, timeout=timeout, block_pause=block_pause)
 
 
+def _harvest_cfg(name: str, image_size: int, rate: float, concurrency: int, user_agent: Optional[str], retries: int,
+                 timeout: float, block_pause: float, limit: Optional[int], workers: Optional[int],
+                 metadata_only: bool = False, retry_failed: bool = False, headers: tuple = ()):
+    """The HarvestConfig of a crawl command from its shared options (checked here, before any request)."""
+    from dataclasses import replace
+    from artdata.harvest import HarvestConfig
+    from artdata.images import ImageConfig
+    client = replace(_client_cfg(rate, concurrency, user_agent, retries, timeout, block_pause), headers=headers)
+    return HarvestConfig(manifest=name, image=ImageConfig(size=image_size), client=client, metadata_only=metadata_only,
+                         retry_failed=retry_failed, limit=limit, workers=workers)
+
+
 def _run_harvest(source, cfg, home, label: str):
     from artdata.console import HarvestProgress, console, counts_line
     from artdata.harvest import harvest
@@ -226,15 +238,10 @@ def crawl_aic(
     home: Optional[Path] = HomeOpt,
 ):
     """Harvest the Art Institute of Chicago (public API or data dump; images through its IIIF server)."""
-    from dataclasses import replace
-    from artdata.harvest import HarvestConfig
-    from artdata.images import ImageConfig
     from artdata.sources.aic import AicSource
-    client = _client_cfg(rate, concurrency, user_agent, retries, timeout, block_pause)
     ua = f"artdata ({contact})" if contact else "artdata (https://github.com/artdata)"
-    client = replace(client, headers=(("AIC-User-Agent", ua),))
-    cfg = HarvestConfig(manifest=name, image=ImageConfig(size=image_size), client=client, metadata_only=metadata_only,
-                        retry_failed=retry_failed, limit=limit, workers=workers)
+    cfg = _harvest_cfg(name, image_size, rate, concurrency, user_agent, retries, timeout, block_pause, limit, workers,
+                       metadata_only, retry_failed, headers=(("AIC-User-Agent", ua),))
     src = AicSource(api_base=api_base.rstrip("/"), classifications=_split_list(classification),
                     departments=_split_list(department), public_domain_only=public_domain_only,
                     dump=str(dump) if dump else None, image_size=image_size)
@@ -263,12 +270,9 @@ def crawl_iiif(
     home: Optional[Path] = HomeOpt,
 ):
     """Harvest any IIIF collection: manifests (or collections of them) -> records with their metadata -> images."""
-    from artdata.harvest import HarvestConfig
-    from artdata.images import ImageConfig
     from artdata.sources.iiif import IiifSource
-    cfg = HarvestConfig(manifest=name, image=ImageConfig(size=image_size),
-                        client=_client_cfg(rate, concurrency, user_agent, retries, timeout, block_pause),
-                        metadata_only=metadata_only, retry_failed=retry_failed, limit=limit, workers=workers)
+    cfg = _harvest_cfg(name, image_size, rate, concurrency, user_agent, retries, timeout, block_pause, limit, workers,
+                       metadata_only, retry_failed)
     _run_harvest(IiifSource(list(urls), image_size=image_size, all_canvases=all_canvases), cfg, _home(home), "iiif")
 
 
@@ -290,12 +294,9 @@ def crawl_urls(
     home: Optional[Path] = HomeOpt,
 ):
     """Harvest a plain list of image URLs (no metadata) into a manifest."""
-    from artdata.harvest import HarvestConfig
-    from artdata.images import ImageConfig
     from artdata.sources.urls import UrlListSource
-    cfg = HarvestConfig(manifest=name, image=ImageConfig(size=image_size),
-                        client=_client_cfg(rate, concurrency, user_agent, retries, timeout, block_pause),
-                        retry_failed=retry_failed, limit=limit, workers=workers)
+    cfg = _harvest_cfg(name, image_size, rate, concurrency, user_agent, retries, timeout, block_pause, limit, workers,
+                       retry_failed=retry_failed)
     _run_harvest(UrlListSource(str(path), column), cfg, _home(home), "urls")
 
 

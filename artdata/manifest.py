@@ -136,7 +136,7 @@ def content_hash(table: pa.Table) -> str:
     return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
 
 
-def _sha256_file(p: Path) -> str:
+def sha256_file(p: Path) -> str:
     h = hashlib.sha256()
     with open(p, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -207,12 +207,12 @@ def write_manifest(root: str | os.PathLike, name: str, table: pa.Table, *, linea
         entries = []
         for rel, part in files:
             pq.write_table(part, tmp / rel, compression="zstd", row_group_size=100_000)
-            entries.append({"path": rel, "sha256": _sha256_file(tmp / rel), "bytes": (tmp / rel).stat().st_size,
+            entries.append({"path": rel, "sha256": sha256_file(tmp / rel), "bytes": (tmp / rel).stat().st_size,
                             "rows": part.num_rows})
         for tname, t in (extra_tables or {}).items():
             rel = f"{tname}.parquet"
             pq.write_table(t, tmp / rel, compression="zstd")
-            entries.append({"path": rel, "sha256": _sha256_file(tmp / rel), "bytes": (tmp / rel).stat().st_size,
+            entries.append({"path": rel, "sha256": sha256_file(tmp / rel), "bytes": (tmp / rel).stat().st_size,
                             "rows": t.num_rows})
         card = {
             "card_version": CARD_VERSION,
@@ -235,7 +235,7 @@ def write_manifest(root: str | os.PathLike, name: str, table: pa.Table, *, linea
         (tmp / "README.md").write_text(render_readme(card), encoding="utf-8")
         _write_json(tmp / "croissant.json", croissant(card, table.schema))
         for meta in ("README.md", "croissant.json"):
-            card["files"].append({"path": meta, "sha256": _sha256_file(tmp / meta),
+            card["files"].append({"path": meta, "sha256": sha256_file(tmp / meta),
                                   "bytes": (tmp / meta).stat().st_size})
         _write_json(tmp / "card.json", card)
         try:
@@ -372,7 +372,7 @@ def verify(m: Manifest, store, *, progress=None) -> VerifyReport:
         rep.checked_files += 1
         if not p.is_file():
             rep.problems.append(f"{f['path']}: missing")
-        elif _sha256_file(p) != f["sha256"]:
+        elif sha256_file(p) != f["sha256"]:
             rep.problems.append(f"{f['path']}: sha256 differs from the card")
     if rep.problems:
         return rep

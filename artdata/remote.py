@@ -29,7 +29,7 @@ from pathlib import Path
 
 from artdata import ArtdataError
 from artdata.images import ImageStore
-from artdata.manifest import Manifest, check_name, content_hash, list_manifests, load, parse_ref
+from artdata.manifest import Manifest, check_name, content_hash, load, parse_ref, sha256_file
 from artdata.paths import Home
 
 INDEX = "index.json"
@@ -84,14 +84,6 @@ def _is_local(fs) -> bool:
 
 def _join(root: str, *parts: str) -> str:
     return posixpath.join(root, *parts) if root else posixpath.join(*parts)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _read_json(fs, path: str, url: str):
@@ -163,7 +155,7 @@ def push(home: Home, ref: str, dest: str, with_images: bool = False, progress=No
                               f"(build a new version instead)")
         for f in m.card["files"]:               # resumable: what is there with the right size is kept
             local = m.path / f["path"]
-            if not local.is_file() or local.stat().st_size != f["bytes"] or _sha256(local) != f["sha256"]:
+            if not local.is_file() or local.stat().st_size != f["bytes"] or sha256_file(local) != f["sha256"]:
                 raise RemoteError(f"{local}: does not match its card (run `artdata manifests verify {m.ref}`)")
             target = _join(vdir, f["path"])
             if remote_card is None and _size(fs, target) != f["bytes"]:
@@ -350,10 +342,10 @@ def pull(home: Home, source: str, with_images: bool = False, progress=None) -> P
                     raise RemoteError(f"{vurl}/card.json: a file path outside the version folder: {rel!r}")
                 local = partial / rel
                 local.parent.mkdir(parents=True, exist_ok=True)
-                if local.is_file() and local.stat().st_size == f["bytes"] and _sha256(local) == f["sha256"]:
+                if local.is_file() and local.stat().st_size == f["bytes"] and sha256_file(local) == f["sha256"]:
                     continue
                 _download(fs, _join(vdir, rel), local, f["bytes"], f"{vurl}/{rel}")
-                if local.stat().st_size != f["bytes"] or _sha256(local) != f["sha256"]:
+                if local.stat().st_size != f["bytes"] or sha256_file(local) != f["sha256"]:
                     local.unlink()
                     raise RemoteError(f"{vurl}/{rel}: its size or sha256 differs from the card's; not pulled "
                                       f"(the remote copy was changed or damaged)")

@@ -22,7 +22,7 @@ from torch import nn
 
 from artdata import ArtdataError
 from artdata.images import ImageStore
-from artdata.manifest import load
+from artdata.manifest import load, sha256_file
 from artdata.paths import Home
 from artdata.train import models as M
 from artdata.train.data import BatchTransform, DataConfig, ManifestImages, create_loader, load_splits
@@ -297,11 +297,7 @@ def evaluate(model, loss_fn, loader, transform, device, args, num_classes, multi
 def feature_key(args: TrainArgs, manifest_ref: str, dcfg: DataConfig) -> str:
     weights = args.weights
     if M.is_weights_file(weights):    # the file's content, not its name
-        h = hashlib.sha256()
-        with open(weights, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        weights = "sha256:" + h.hexdigest()
+        weights = "sha256:" + sha256_file(Path(weights))
     blob = json.dumps({"model": args.model, "weights": weights, "manifest": manifest_ref,
                        "transform": dataclasses.asdict(dcfg), "v": 1}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
