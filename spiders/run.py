@@ -12,12 +12,13 @@ from artdata.paths import Home
 
 def parse_letters(value: str) -> list[str]:
     """--letters: 'A,B', 'A B' or 'ABM' -> ['A', 'B', 'M']; anything but letters A-Z is an error."""
-    from artdata import ArtdataError
-    out = []
+    out: list[str] = []
     for token in (value or "").replace(",", " ").split():
         if not token.isascii() or not token.isalpha():
             raise ArtdataError(f"--letters {value!r}: artist index letters A-Z, as A,B,C or ABC")
-        out += [c.upper() for c in token if c.upper() not in out]
+        for c in token.upper():
+            if c not in out:
+                out.append(c)
     if not out:
         raise ArtdataError(f"--letters {value!r}: give at least one letter A-Z")
     return out

@@ -383,13 +383,19 @@ def resolve_run(run: str, home: Home) -> Path:
     return p
 
 
-def load_head(model: nn.Module, run: str, home: Home) -> Path:
-    """Copies the head of a finished run (--init-head) into `model`'s head; fails in one line when the run
-    is missing or its head does not fit (another model, head or number of classes)."""
+def init_head_checkpoint(run: str, home: Home) -> Path:
+    """The best checkpoint of the --init-head run (a folder, or a run name under <home>/runs), or one line."""
     path = resolve_run(run, home) / "checkpoint_best.pt"
     if not path.is_file():
         raise ArtdataError(f"--init-head {run}: no checkpoint_best.pt there (a finished training run folder, "
                            f"or a run name under {home.runs})")
+    return path
+
+
+def load_head(model: nn.Module, run: str, home: Home) -> Path:
+    """Copies the head of a finished run (--init-head) into `model`'s head; fails in one line when the run
+    is missing or its head does not fit (another model, head or number of classes)."""
+    path = init_head_checkpoint(run, home)
     init = torch.load(path, map_location="cpu", weights_only=False)
     head_state = {k[5:]: v for k, v in init["model"].items() if k.startswith("head.")}
     head = unwrap(model).head
@@ -413,11 +419,8 @@ def main(args: TrainArgs) -> dict:
     world, rank = init_distributed(device)
     seed_everything(args.seed)
     out = Path(args.out) if args.out else home.runs / (args.run_name or f"{manifest.name}-{args.model}")
-    if args.init_head:
-        init_path = resolve_run(args.init_head, home) / "checkpoint_best.pt"
-        if not init_path.is_file():
-            raise ArtdataError(f"--init-head {args.init_head}: no checkpoint_best.pt there (a finished training run "
-                               f"folder, or a run name under {home.runs})")
+    if args.init_head:          # checked before anything is built or written
+        init_head_checkpoint(args.init_head, home)
     if args.weights is None:
         args.weights = "none" if args.mode == "scratch" or args.model in M.MODELS else "DEFAULT"
 
