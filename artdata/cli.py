@@ -248,6 +248,75 @@ def crawl_aic(
     _run_harvest(src, cfg, _home(home), "aic")
 
 
+@crawl_app.command("cleveland")
+def crawl_cleveland(
+    api_base: str = typer.Option("https://openaccess-api.clevelandart.org/api",
+                                 help="The Cleveland Museum of Art's Open Access API (or the mirror)."),
+    type_: Optional[List[str]] = typer.Option(None, "--type", help="Artwork type(s) kept, e.g. Painting (repeat or "
+                                                                   "comma-separate)."),
+    department: Optional[List[str]] = typer.Option(None, help="Department(s) kept, e.g. 'European Painting and "
+                                                              "Sculpture'."),
+    cc0_only: bool = typer.Option(True, "--cc0-only/--all-rights", help="Only CC0 artworks (share_license_status)."),
+    dump: Optional[Path] = typer.Option(None, help="The museum's bulk data.json or data.csv: select from it, no "
+                                                   "API request for metadata."),
+    image_size: int = typer.Option(256, help="Shorter side of stored images; picks the smallest of the web, "
+                                             "print and full renditions that is large enough."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Harvest at most this many artworks."),
+    metadata_only: bool = MetadataOnlyOpt,
+    retry_failed: bool = RetryFailedOpt,
+    rate: float = RateOpt,
+    concurrency: int = ConcurrencyOpt,
+    user_agent: Optional[str] = UserAgentOpt,
+    retries: int = RetriesOpt,
+    timeout: float = TimeoutOpt,
+    block_pause: float = BlockPauseOpt,
+    workers: Optional[int] = WorkersOpt,
+    name: str = typer.Option("cleveland", help="Manifest name."),
+    home: Optional[Path] = HomeOpt,
+):
+    """Harvest the Cleveland Museum of Art (Open Access API or its bulk data file; CC0 images)."""
+    from artdata.sources.cleveland import ClevelandSource
+    cfg = _harvest_cfg(name, image_size, rate, concurrency, user_agent, retries, timeout, block_pause, limit, workers,
+                       metadata_only, retry_failed)
+    src = ClevelandSource(api_base=api_base.rstrip("/"), types=_split_list(type_), departments=_split_list(department),
+                          cc0_only=cc0_only, dump=str(dump) if dump else None, image_size=image_size)
+    _run_harvest(src, cfg, _home(home), "cleveland")
+
+
+@crawl_app.command("nga")
+def crawl_nga(
+    data: str = typer.Argument("https://raw.githubusercontent.com/NationalGalleryOfArt/opendata/main/data",
+                               help="The NGA open-data folder (objects.csv, published_images.csv and, for "
+                                    "nationalities, objects_constituents.csv, constituents.csv), or its URL."),
+    classification: Optional[List[str]] = typer.Option(None, help="objects.classification kept, e.g. Painting "
+                                                                  "(repeat or comma-separate)."),
+    open_access_only: bool = typer.Option(True, "--open-access-only/--all-rights",
+                                          help="Only objects whose primary image is open access (CC0)."),
+    image_size: int = typer.Option(256, help="Shorter side of stored images (the IIIF server is asked for this "
+                                             "size)."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Harvest at most this many objects."),
+    metadata_only: bool = MetadataOnlyOpt,
+    retry_failed: bool = RetryFailedOpt,
+    rate: float = RateOpt,
+    concurrency: int = ConcurrencyOpt,
+    user_agent: Optional[str] = UserAgentOpt,
+    retries: int = RetriesOpt,
+    timeout: float = TimeoutOpt,
+    block_pause: float = BlockPauseOpt,
+    workers: Optional[int] = WorkersOpt,
+    name: str = typer.Option("nga", help="Manifest name."),
+    home: Optional[Path] = HomeOpt,
+):
+    """Harvest the National Gallery of Art (open-data CSVs joined here; images through its IIIF server)."""
+    from artdata.sources.nga import NgaSource
+    cfg = _harvest_cfg(name, image_size, rate, concurrency, user_agent, retries, timeout, block_pause, limit, workers,
+                       metadata_only, retry_failed)
+    src = NgaSource(data=data.rstrip("/") if data.startswith(("http://", "https://")) else data,
+                    classifications=_split_list(classification), open_access_only=open_access_only,
+                    image_size=image_size)
+    _run_harvest(src, cfg, _home(home), "nga")
+
+
 @crawl_app.command("iiif")
 def crawl_iiif(
     urls: List[str] = typer.Argument(..., help="IIIF manifest or collection URLs (Presentation API 2 or 3), or files "
@@ -750,7 +819,7 @@ def mirror_serve(port: int = typer.Option(8700, help="Port of the API host (0: a
                  faults: str = typer.Option("none", help="Fault preset: none or demo."),
                  block_burst: int = typer.Option(0, help="Block (HTML 403) after this many requests per second."),
                  block_seconds: float = typer.Option(30.0, help="How long a block lasts.")):
-    """Serve the Met API, Tate and findartinfo mirror on 127.0.0.1 until Ctrl-C."""
+    """Serve the mirror (Met API, Tate, AIC, Cleveland, NGA, IIIF, findartinfo) on 127.0.0.1 until Ctrl-C."""
     import time
     from dataclasses import replace
     from artdata.mirror import Faults, Mirror
@@ -781,7 +850,14 @@ def _full_mirror(m):
 
 
 def _extra_mirror_lines(m):
-    return [f"findartinfo: {m.base('api')} (e.g. /english/A/browse-by-artist.html)"] if hasattr(m, "findartinfo") else []
+    api = m.base("api")
+    lines = [f"AIC API:   {api}/aic/api/v1   (crawl aic --api-base ...)",
+             f"Cleveland: {api}/cma/api      (crawl cleveland --api-base ...)",
+             f"NGA data:  {api}/nga/data     (crawl nga ...)",
+             f"IIIF:      {api}/iiif/3/collection.json   (crawl iiif ...)"]
+    if hasattr(m, "findartinfo"):
+        lines.append(f"findartinfo: {api} (e.g. /english/A/browse-by-artist.html)")
+    return lines
 
 
 @app.command()

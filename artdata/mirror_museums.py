@@ -1,5 +1,7 @@
-"""The mirror's Art Institute of Chicago API, in the shapes the museum publishes (shared/notes/museums.md),
-answered from the bundled CC0 Met sample: every object becomes an artwork with the same id.
+"""The mirror's other museums, in the shapes they publish (shared/notes/museums.md), answered from the bundled
+CC0 Met sample: every Met object becomes an artwork with the same id in each of them.
+
+Art Institute of Chicago:
 
     api:   /aic/api/v1/artworks?page=&limit=&fields=         {pagination, data, config: {iiif_url, website_url}}
            /aic/api/v1/artworks/search?query[...]=...        the same, filtered (term is_public_domain;
@@ -7,16 +9,32 @@ answered from the bundled CC0 Met sample: every object becomes an artwork with t
            /aic/api/v1/artworks/<id>?fields=                 {data, config}
     media: /aic/iiif/2/<image_id>/full/<W>,/0/default.jpg     the image, W wide
 
-The usual faults apply (403 bursts, 429, 5xx, truncated bodies, corrupt images, withdrawn artworks -> 404).
-`Mirror.aic_headers` collects the AIC-User-Agent header of every API request; `Mirror.aic_widths` the widths
-asked of the image server.
+Cleveland Museum of Art:
+
+    api:   /cma/api/artworks/?cc0=&has_image=&type=&department=&limit=&skip=   {info: {total, parameters}, data}
+           /cma/api/artworks/<id>                                              {data}
+    media: /cma/images/<id>/<web|print|full>.jpg                               the renditions each record lists
+
+National Gallery of Art:
+
+    api:   /nga/data/objects.csv, published_images.csv, objects_constituents.csv, constituents.csv
+    media: /nga/iiif/<uuid>/full/<size>/0/default.jpg                         (IIIF size syntax; info.json too)
+
+The usual faults apply (403 bursts, 429, 5xx, truncated bodies, corrupt images, withdrawn artworks -> 404,
+`iiif_ignore_size` on the NGA image server). `Mirror.aic_headers` collects the AIC-User-Agent header of every
+AIC API request, `Mirror.aic_widths` the widths asked of its image server, `Mirror.cma_renditions` the
+Cleveland renditions fetched (id, name) and `Mirror.nga_sizes` the IIIF size of every NGA image request.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 
+import pandas as pd
+
 from artdata.mirror import Mirror, Response, _int_or, aspect_size, json_response
+from artdata.mirror_iiif import _parse_size
 
 NATIVE_SIDE = 3000
 
@@ -123,14 +141,206 @@ def aic_image_route(m: Mirror, path: str, query: dict) -> Response:
     return Response(200, data, "image/jpeg")
 
 
+# ---------------------------------------------------------------- Cleveland Museum of Art
+
+CMA_SIDES = {"web": 640, "print": 1800, "full": 3400}      # longest side of each rendition
+COUNTRY = {"French": "France", "Dutch": "Netherlands", "Flemish": "Flanders", "Italian": "Italy",
+           "Spanish": "Spain", "German": "Germany", "British": "England", "English": "England",
+           "American": "United States", "Japanese": "Japan", "Chinese": "China", "Korean": "Korea",
+           "Indian": "India"}
+
+
+def _first(value) -> str:
+    return str(value or "").split("|")[0].strip()
+
+
+def _century(year) -> str | None:
+    y = _int_or(year, None)
+    if y is None or y <= 0:
+        return None
+    c = (y - 1) // 100 + 1
+    suffix = "th" if 10 <= c % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(c % 10, "th")
+    return f"{c}{suffix} century"
+
+
+def cma_artwork(m: Mirror, oid: str) -> dict:
+    """A Cleveland record: culture as the museum writes it ("France, 19th century"), creators with the
+    nationality in their description, and web/print/full renditions for CC0 works with an image."""
+    r = m.met.rows[oid]
+    cc0 = bool(r.get("Is Public Domain"))
+    name, nat = _first(r.get("Artist Display Name")), _first(r.get("Artist Nationality"))
+    place = _first(r.get("Culture")) or _first(r.get("Country"))
+    century = _century(r.get("Object Begin Date"))
+    culture = [", ".join(x for x in (COUNTRY.get(place, place), century) if x)] if place else []
+    life = "–".join(x for x in (_first(r.get("Artist Begin Date"))[:4], _first(r.get("Artist End Date"))[:4]) if x)
+    creators = [{"id": int(hashlib.sha256(name.encode()).hexdigest()[:6], 16), "role": "artist",
+                 "description": f"{name} ({', '.join(x for x in (nat, life) if x)})" if nat or life else name,
+                 "biography": None}] if name else []
+    images = None
+    if cc0 and not m.faults.pick("no_image", oid, m.faults.no_image):
+        images = {}
+        for kind, side in CMA_SIDES.items():
+            w, h = aspect_size(f"cma:{oid}", side)
+            images[kind] = {"url": f"{m.base('media')}/cma/images/{oid}/{kind}.jpg", "width": str(w),
+                            "height": str(h), "filesize": str(w * h // 5), "filename": f"{oid}_{kind}.jpg"}
+    cls = str(r.get("Classification") or "")
+    return {
+        "id": int(oid), "accession_number": str(r.get("Object Number") or oid),
+        "share_license_status": "CC0" if cc0 else "Copyrighted",
+        "title": r.get("Title") or "Untitled", "creation_date": r.get("Object Date") or None,
+        "creation_date_earliest": _int_or(r.get("Object Begin Date"), None),
+        "creation_date_latest": _int_or(r.get("Object End Date"), None),
+        "culture": culture, "technique": r.get("Medium") or None,
+        "type": (cls[:-1] if cls.endswith("s") else cls) or None, "department": r.get("Department") or None,
+        "collection": None, "creators": creators, "measurements": r.get("Dimensions") or None,
+        "copyright": None if cc0 else "© the artist",
+        "url": f"https://clevelandart.org/art/{r.get('Object Number') or oid}", "images": images,
+    }
+
+
+def cma_route(m: Mirror, path: str, query: dict) -> Response:
+    rest = path[len("/cma/api/"):].strip("/")
+    arg = lambda k: (query.get(k) or [""])[0]
+    if rest == "artworks":
+        docs = [cma_artwork(m, o) for o in m.met.ids]
+        if arg("cc0") in ("1", "true"):
+            docs = [d for d in docs if d["share_license_status"] == "CC0"]
+        if arg("has_image") in ("1", "true"):
+            docs = [d for d in docs if d["images"]]
+        for key in ("type", "department"):
+            if arg(key):
+                docs = [d for d in docs if (d[key] or "").lower() == arg(key).lower()]
+        limit = min(1000, max(1, _int_or(arg("limit"), 1000)))
+        skip = max(0, _int_or(arg("skip"), 0))
+        params = {k: v[0] for k, v in query.items() if not k.startswith("_")}
+        return json_response({"info": {"total": len(docs), "parameters": params}, "data": docs[skip: skip + limit]})
+    if rest.startswith("artworks/"):
+        oid = rest.split("/", 1)[1]
+        if oid not in m.met.rows or m.faults.pick("withdrawn", oid, m.faults.withdrawn):
+            return json_response({"detail": "Not found."}, 404)
+        return json_response({"data": cma_artwork(m, oid)})
+    return json_response({"detail": "Not found."}, 404)
+
+
+def cma_image_route(m: Mirror, path: str, query: dict) -> Response:
+    hit = re.fullmatch(r"/cma/images/(\d+)/(web|print|full)\.jpg", path)
+    if not hit or hit.group(1) not in m.met.rows or not m.met.rows[hit.group(1)].get("Is Public Domain"):
+        return Response(404, b"<html><body>Not Found</body></html>", "text/html")
+    oid, kind = hit.groups()
+    m.cma_renditions.append((oid, kind))
+    r = m.met.rows[oid]
+    return Response(200, m.image(f"cma:{oid}", str(r.get("Department") or ""), aspect_size(f"cma:{oid}",
+                                 CMA_SIDES[kind]), str(r.get("Culture") or "")), "image/jpeg")
+
+
+# ---------------------------------------------------------------- National Gallery of Art
+
+NGA_NATIVE_SIDE = 4000
+NGA_MAXPIXELS = 4_000_000
+
+
+def nga_uuid(oid: str, view: str = "primary") -> str:
+    h = hashlib.sha256(f"nga-image:{view}:{oid}".encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def _constituent(name: str) -> int:
+    return int(hashlib.sha256(f"nga-person:{name}".encode()).hexdigest()[:7], 16)
+
+
+def nga_tables(m: Mirror) -> dict[str, bytes]:
+    """The four open-data CSVs, as the museum's repository has them (only the columns artdata reads, and a few)."""
+    objects, images, links, people = [], [], [], {}
+    media = m.base("media")
+    for oid in m.met.ids:
+        r = m.met.rows[oid]
+        name = _first(r.get("Artist Display Name"))
+        cls = str(r.get("Classification") or "")
+        objects.append({"objectid": oid, "accessionnum": r.get("Object Number"), "title": r.get("Title"),
+                        "displaydate": r.get("Object Date"), "beginyear": r.get("Object Begin Date"),
+                        "endyear": r.get("Object End Date"), "medium": r.get("Medium"),
+                        "dimensions": r.get("Dimensions"), "attribution": name or None,
+                        "creditline": r.get("Credit Line"), "classification": cls[:-1] if cls.endswith("s") else cls,
+                        "subclassification": None, "visualbrowserclassification": cls.lower() or None,
+                        "departmentabbr": "".join(w[0] for w in str(r.get("Department") or "").split()).upper()})
+        if name:
+            cid = _constituent(name)
+            links.append({"objectid": oid, "constituentid": cid, "displayorder": 1, "roletype": "artist",
+                          "role": "artist"})
+            people[cid] = {"constituentid": cid, "preferreddisplayname": name, "forwarddisplayname": name,
+                           "nationality": _first(r.get("Artist Nationality")) or None, "constituenttype": "individual"}
+        if m.faults.pick("no_image", oid, m.faults.no_image):
+            continue
+        w, h = aspect_size(f"nga:{oid}", NGA_NATIVE_SIDE)
+        for view in ("primary", "alternate") if int(oid) % 5 == 0 else ("primary",):
+            images.append({"uuid": nga_uuid(oid, view), "iiifurl": f"{media}/nga/iiif/{nga_uuid(oid, view)}",
+                           "iiifthumburl": f"{media}/nga/iiif/{nga_uuid(oid, view)}/full/!200,200/0/default.jpg",
+                           "viewtype": view, "sequence": 0 if view == "primary" else 1, "width": w, "height": h,
+                           "maxpixels": NGA_MAXPIXELS, "depictstmsobjectid": oid,
+                           "openaccess": 1 if r.get("Is Public Domain") else 0})
+    out = {}
+    for name, rows in (("objects", objects), ("published_images", images), ("objects_constituents", links),
+                       ("constituents", list(people.values()))):
+        buf = io.StringIO()
+        pd.DataFrame(rows).to_csv(buf, index=False)
+        out[name] = buf.getvalue().encode()
+    return out
+
+
+def nga_route(m: Mirror, path: str, query: dict) -> Response:
+    hit = re.fullmatch(r"/nga/data/(\w+)\.csv", path)
+    tables = m.nga_tables()
+    if not hit or hit.group(1) not in tables:
+        return Response(404, b"404: Not Found", "text/plain")
+    return Response(200, tables[hit.group(1)], "text/csv")
+
+
+def nga_image_route(m: Mirror, path: str, query: dict) -> Response:
+    parts = path.strip("/").split("/")          # nga, iiif, <uuid>, full, <size>, 0, default.jpg
+    oid = m.nga_images().get(parts[2]) if len(parts) > 2 else None
+    if oid is None or m.faults.pick("withdrawn", oid, m.faults.withdrawn):
+        return Response(404, b"not found", "text/plain")
+    w, h = aspect_size(f"nga:{oid}", NGA_NATIVE_SIDE)
+    if parts[3:] == ["info.json"]:
+        return json_response({"@context": "http://iiif.io/api/image/2/context.json", "@id": "/".join(parts[:3]),
+                              "protocol": "http://iiif.io/api/image", "width": w, "height": h,
+                              "profile": ["http://iiif.io/api/image/2/level2.json", {"maxArea": NGA_MAXPIXELS}]})
+    if len(parts) != 7 or parts[3] != "full" or parts[5] != "0" or parts[6] != "default.jpg":
+        return Response(400, b"unsupported IIIF request", "text/plain")
+    m.nga_sizes.append(parts[4])
+    size = (w, h) if m.faults.iiif_ignore_size else _parse_size(parts[4], w, h)
+    if size is None or size[0] > w or size[1] > h or (size[0] * size[1] > NGA_MAXPIXELS
+                                                       and not m.faults.iiif_ignore_size):
+        return Response(400, b"bad size", "text/plain")
+    r = m.met.rows[oid]
+    return Response(200, m.image(f"nga:{oid}", str(r.get("Department") or ""), size, str(r.get("Culture") or "")),
+                    "image/jpeg")
+
+
 def attach(m: Mirror) -> None:
-    m.aic_headers, m.aic_widths = [], []
+    m.aic_headers, m.aic_widths, m.cma_renditions, m.nga_sizes = [], [], [], []
+    aic_cache: dict = {}
     cache: dict = {}
 
     def images() -> dict:
-        if not cache:
-            cache.update({image_id(o): o for o in m.met.ids})
-        return cache
+        if not aic_cache:
+            aic_cache.update({image_id(o): o for o in m.met.ids})
+        return aic_cache
+
+    def nga_images() -> dict:
+        if "nga" not in cache:
+            cache["nga"] = {nga_uuid(o, v): o for o in m.met.ids for v in ("primary", "alternate")}
+        return cache["nga"]
+
+    def tables() -> dict:
+        if "tables" not in cache:
+            cache["tables"] = nga_tables(m)
+        return cache["tables"]
     m.aic_images = images
+    m.nga_images, m.nga_tables = nga_images, tables
     m.add_route("api", "/aic/api/v1/", aic_route)
     m.add_route("media", "/aic/iiif/", aic_image_route)
+    m.add_route("api", "/cma/api/", cma_route)
+    m.add_route("media", "/cma/images/", cma_image_route)
+    m.add_route("api", "/nga/data/", nga_route)
+    m.add_route("media", "/nga/iiif/", nga_image_route)
