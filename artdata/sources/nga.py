@@ -1,0 +1,204 @@
+"""The National Gallery of Art, Washington: its open-data CSVs joined locally -> records -> IIIF images.
+
+The museum publishes its collection data as CSV files (a folder of them in its open-data repository):
+`objects.csv` (objectid, title, displaydate, beginyear, endyear, medium, attribution, classification,
+departmentabbr, ...) and `published_images.csv` (uuid, iiifurl, viewtype "primary"/"alternate", width, height,
+maxpixels, depictstmsobjectid -> objects.objectid, openaccess 1/0); `objects_constituents.csv` and
+`constituents.csv`, when present, give the first artist's nationality. DATA is a folder holding them (a `.zip`
+of one CSV is read too) or the URL of such a folder; over HTTP the tables are fetched once, through the same
+polite client as the images. The selection is made from the tables, with no request: objects with a primary
+image, open access only unless asked otherwise, optionally of some classifications. Images come from the
+museum's IIIF server, `{iiifurl}/full/!N,N/0/default.jpg` with N just large enough for `image_size` on the
+shorter side (never above the image's own size, nor its `maxpixels`).
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from artdata import ArtdataError
+from artdata.harvest import Job
+from artdata.http import PoliteClient
+from artdata.records import STATUS_FILTERED, STATUS_NOT_PUBLIC_DOMAIN, extra_json, new_record
+
+DEFAULT_DATA = "https://raw.githubusercontent.com/NationalGalleryOfArt/opendata/main/data"
+WEBSITE = "https://www.nga.gov/collection"
+OBJECT_COLUMNS = ("objectid", "title")
+IMAGE_COLUMNS = ("depictstmsobjectid", "iiifurl", "viewtype", "openaccess")
+
+
+def _s(v) -> str | None:
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    v = str(v).strip()
+    return v or None
+
+
+def _int(v) -> int | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return int(f) if f == f else None
+
+
+def iiif_box(width, height, image_size: int, maxpixels=None) -> int:
+    """N of `full/!N,N`: the longer side that gives `image_size` on the shorter one, at most the image's own
+    (and within `maxpixels` when the server states it); 2 x image_size when the size is not known."""
+    w, h = _int(width), _int(height)
+    if not (w and h and w > 0 and h > 0):
+        return 2 * image_size
+    long_, short = max(w, h), min(w, h)
+    n = min(long_, math.ceil(image_size * long_ / short))
+    mp = _int(maxpixels)
+    if mp and w * h > mp:
+        n = min(n, int(long_ * math.sqrt(mp / (w * h))))
+    return max(1, n)
+
+
+def _read_csv(data: bytes, where: str, required: tuple[str, ...]) -> pd.DataFrame:
+    if data[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as z:
+                names = [n for n in z.namelist() if n.lower().endswith(".csv")]
+                if len(names) != 1:
+                    raise ArtdataError(f"{where}: expected one CSV in the zip, found {len(names)}")
+                data = z.read(names[0])
+        except zipfile.BadZipFile as exc:
+            raise ArtdataError(f"{where}: unreadable zip ({exc})") from None
+    try:
+        df = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8")
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise ArtdataError(f"{where}: cannot read CSV ({type(exc).__name__}: {exc})") from None
+    df = df.replace({"": None})
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ArtdataError(f"{where}: missing column(s) {', '.join(missing)} "
+                           f"(have: {', '.join(map(str, df.columns[:12]))})")
+    return df
+
+
+@dataclass
+class NgaSource:
+    data: str = DEFAULT_DATA
+    classifications: list[str] = field(default_factory=list)
+    open_access_only: bool = True
+    image_size: int = 256
+    name: str = "nga"
+
+    def __post_init__(self):
+        self._rows: dict[str, tuple[dict, dict, str | None]] | None = None
+
+    def selection(self) -> dict:
+        return {"data": self.data, "classifications": self.classifications,
+                "open_access_only": self.open_access_only, "image_size": self.image_size}
+
+    @property
+    def _remote(self) -> bool:
+        return self.data.startswith(("http://", "https://"))
+
+    async def _table(self, client: PoliteClient, name: str, required: tuple[str, ...],
+                     optional: bool = False) -> pd.DataFrame | None:
+        """`name`.csv (or `name`.zip) of the data folder or URL; None for a missing optional table."""
+        for ext in (".csv", ".zip"):
+            if self._remote:
+                url = f"{self.data.rstrip('/')}/{name}{ext}"
+                resp = await client.get(url)
+                if resp.status_code == 404:
+                    continue
+                if resp.status_code != 200:
+                    raise ArtdataError(f"{url}: HTTP {resp.status_code}")
+                return _read_csv(resp.content, url, required)
+            path = Path(self.data) / f"{name}{ext}"
+            if path.is_file():
+                return _read_csv(path.read_bytes(), str(path), required)
+        if optional:
+            return None
+        if not self._remote and not Path(self.data).is_dir():
+            raise ArtdataError(f"{self.data}: no such folder (expected the NGA open-data CSVs: objects.csv, "
+                               "published_images.csv)")
+        if self._remote:
+            raise ArtdataError(f"{self.data.rstrip('/')}/{name}.csv: HTTP 404 (nor {name}.zip)")
+        raise ArtdataError(f"{self.data}: no {name}.csv (nor {name}.zip)")
+
+    async def _load(self, client: PoliteClient) -> dict[str, tuple[dict, dict, str | None]]:
+        objects = await self._table(client, "objects", OBJECT_COLUMNS)
+        images = await self._table(client, "published_images", IMAGE_COLUMNS)
+        links = await self._table(client, "objects_constituents", ("objectid", "constituentid"), optional=True)
+        people = await self._table(client, "constituents", ("constituentid", "nationality"), optional=True)
+        primary = images[images["viewtype"].fillna("").str.lower() == "primary"]
+        primary = primary.drop_duplicates("depictstmsobjectid")
+        by_object = {str(r["depictstmsobjectid"]): r for r in primary.to_dict("records")}
+        nationality: dict[str, str] = {}
+        if links is not None and people is not None:
+            nat = {str(r["constituentid"]): _s(r["nationality"]) for r in people.to_dict("records")}
+            if "roletype" in links.columns:
+                links = links[links["roletype"].fillna("").str.lower() == "artist"]
+            if "displayorder" in links.columns:
+                links = links.assign(_o=pd.to_numeric(links["displayorder"], errors="coerce")).sort_values("_o")
+            for r in links.to_dict("records"):
+                oid = str(r["objectid"])
+                if oid not in nationality and nat.get(str(r["constituentid"])):
+                    nationality[oid] = nat[str(r["constituentid"])]
+        rows = {}
+        for o in objects.to_dict("records"):
+            oid = _s(o.get("objectid"))
+            if oid and oid in by_object:
+                rows[oid] = ({k: v for k, v in o.items() if v is not None}, by_object[oid], nationality.get(oid))
+        return rows
+
+    def _why_not(self, obj: dict, img: dict) -> str | None:
+        if self.open_access_only and _int(img.get("openaccess")) != 1:
+            return STATUS_NOT_PUBLIC_DOMAIN
+        if self.classifications and (_s(obj.get("classification")) or "").lower() not in \
+                {c.lower() for c in self.classifications}:
+            return STATUS_FILTERED
+        return None
+
+    async def ids(self, client: PoliteClient) -> list[str]:
+        self._rows = await self._load(client)
+        keep = [k for k, (o, i, _) in self._rows.items() if self._why_not(o, i) is None]
+        return sorted(keep, key=lambda k: (_int(k) is None, _int(k) or 0, k))
+
+    async def job(self, client: PoliteClient, sid: str) -> Job:
+        if self._rows is None:                      # a resumed run: ids.json was kept, the tables are read again
+            self._rows = await self._load(client)
+        if sid not in self._rows:
+            raise ArtdataError(f"object {sid}: no longer in {self.data} (objects.csv with a primary image)")
+        obj, img, nationality = self._rows[sid]
+        open_access = _int(img.get("openaccess")) == 1
+        rec = new_record(
+            "nga", sid,
+            page_url=f"{WEBSITE}/art-object-page.{sid}.html",
+            license="CC0-1.0" if open_access else None,
+            is_public_domain=open_access,
+            title=_s(obj.get("title")),
+            artist=_s(obj.get("attribution")),
+            artist_nationality=nationality,
+            department=_s(obj.get("departmentabbr")),
+            classification=_s(obj.get("classification")),
+            object_name=_s(obj.get("subclassification")) or _s(obj.get("visualbrowserclassification")),
+            medium=_s(obj.get("medium")),
+            date_text=_s(obj.get("displaydate")),
+            date_begin=_int(obj.get("beginyear")),
+            date_end=_int(obj.get("endyear")),
+            dimensions=_s(obj.get("dimensions")),
+            extra=extra_json({**obj, "image": {k: v for k, v in img.items() if v is not None}}),
+        )
+        why = self._why_not(obj, img)
+        if why:
+            rec.update(status=why, error=None if why == STATUS_NOT_PUBLIC_DOMAIN else "not in the selection")
+            return Job(rec)
+        base = img["iiifurl"].rstrip("/")
+        n = iiif_box(img.get("width"), img.get("height"), self.image_size, img.get("maxpixels"))
+        urls = [f"{base}/full/!{n},{n}/0/default.jpg"]
+        if not (_int(img.get("width")) and _int(img.get("height"))):
+            urls.append(f"{base}/full/!{4 * self.image_size},{4 * self.image_size}/0/default.jpg")
+        rec["image_url"] = urls[0]
+        return Job(rec, urls, min_side=self.image_size)
