@@ -137,10 +137,16 @@ def _usable(df: pd.DataFrame, log: StepLog) -> pd.DataFrame:
     return df
 
 
+def classification_key(values: pd.Series) -> pd.Series:
+    """Classifications compared across museums: case and a plural "s" ignored (the Met's "Paintings",
+    Cleveland's and the NGA's "Painting", the Art Institute's "painting" are one class)."""
+    return values.fillna("").str.strip().str.lower().str.replace(r"s$", "", regex=True)
+
+
 def culture_recipe(df: pd.DataFrame, p: dict, log: StepLog, extra: dict) -> pd.DataFrame:
     _need(df, ["classification", "culture", "artist_nationality", "country"], "culture")
-    want = {c.lower() for c in p["classification"]}
-    df, dropped = _drop(df, df["classification"].fillna("").str.lower().isin(want), "not " + "/".join(p["classification"]))
+    want = set(classification_key(pd.Series(list(p["classification"]))))
+    df, dropped = _drop(df, classification_key(df["classification"]).isin(want), "not " + "/".join(p["classification"]))
     log.add(f"classification in {', '.join(p['classification'])}", df, dropped, label=None)
     df = _usable(df, log)
     rmap = RegionMap.from_file(p["region_map"]) if p["region_map"] else RegionMap.bundled()

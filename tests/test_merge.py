@@ -1,6 +1,7 @@
 """One dataset from several museums: `build-split culture --from met --from iiif --from aic` merges the harvested
 manifests, applies the same cleaning and region map to each source's fields, keys records by source + id,
-and counts rows, drops and classes per source in the card."""
+and counts rows, drops and classes per source in the card. The last test merges three real harvests of the
+mirror (the Met, Cleveland, the NGA) and checks that each museum's own fields give the same class."""
 import json
 
 import pytest
@@ -97,3 +98,44 @@ def test_merge_cli_report_and_errors(three, tmp_path):
     r = CliRunner().invoke(app, ["build-split", "culture", "--from", "met", "--from", "nope", "--home",
                                  str(home.root)])
     assert r.exit_code == 1 and "no manifest named 'nope'" in r.output
+
+
+def test_merged_culture_split_from_met_cleveland_and_nga(tmp_path):
+    """Three real harvests of the mirror (metadata only): the Met, Cleveland (a culture list such as
+    "France, 19th century" and creators' descriptions) and the NGA (the first artist's nationality only). Each
+    source's own fields reach the same class for the same work; drops and classes are counted per source."""
+    from artdata.sources.cleveland import ClevelandSource
+    from artdata.sources.nga import NgaSource
+    home = Home(tmp_path)
+    meta = lambda name: HarvestConfig(manifest=name, metadata_only=True,
+                                      client=ClientConfig(rate=200, concurrency=8, retries=1, block_pause=0.2))
+    with Mirror() as m:
+        paintings = [o for o, r in m.met.rows.items() if r.get("Classification") == "Paintings"
+                     and r.get("Is Public Domain")]
+        ids = home.root / "met-ids.txt"
+        ids.parent.mkdir(parents=True, exist_ok=True)
+        ids.write_text("\n".join(paintings))
+        harvest(MetSource(api_base=m.met_api_base, ids_from=str(ids)), meta("met"), home)
+        harvest(ClevelandSource(api_base=m.base("api") + "/cma/api", types=["Painting"]), meta("cleveland"), home)
+        harvest(NgaSource(data=m.base("api") + "/nga/data", classifications=["Painting"]), meta("nga"), home)
+        no_nationality = [o for o in paintings if not (m.met.rows[o].get("Artist Nationality") or "").strip()]
+    s = build_split(home, "culture", ["met", "cleveland", "nga"], name="three-museums", min_count=3)
+    df = s.to_pandas()
+    assert s.card["steps"][0]["rows_by_source"] == {"cleveland": len(paintings), "met": len(paintings),
+                                                    "nga": len(paintings)}
+    label = {(r.source, r.source_id): r.label for r in df.itertuples()}
+    met_labels = {i: lab for (src, i), lab in label.items() if src == "met"}
+    cma_labels = {i: lab for (src, i), lab in label.items() if src == "cleveland"}
+    assert cma_labels == met_labels and len(met_labels) > 100      # "France, 19th century" -> French, as the Met's
+    nga_labels = {i: lab for (src, i), lab in label.items() if src == "nga"}
+    assert nga_labels and all(met_labels.get(i) == lab for i, lab in nga_labels.items())
+    # the NGA has no culture field: works without an artist nationality are dropped there (Cleveland, with its
+    # culture list, loses only the works the Met cannot place either)
+    step = next(x for x in s.card["steps"] if "no culture" in json.dumps(x.get("dropped_by_source", {})))
+    drops = step["dropped_by_source"]
+    assert drops["nga"]["no culture"] == len(no_nationality) > drops["met"]["no culture"]
+    assert drops["cleveland"] == drops["met"]
+    by_source = s.card["classes_by_source"]
+    assert set(by_source) == {"met", "cleveland", "nga"} and by_source["met"] == by_source["cleveland"]
+    assert sum(by_source["nga"].values()) == len(nga_labels)
+    assert len(s.card["lineage"]["parents"]) == 3

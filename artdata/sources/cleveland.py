@@ -31,7 +31,7 @@ WEBSITE = "https://clevelandart.org/art"
 RENDITIONS = ("web", "print", "full")      # smallest first
 PAGE_LIMIT = 100
 MAX_PAGES = 10_000
-_NATIONALITY = re.compile(r"\(([^(),]+?)(?:,|\))")
+_LAST_PAREN = re.compile(r"\s*\(([^()]*)\)\s*$")
 
 
 def _s(v) -> str | None:
@@ -67,15 +67,18 @@ def _int(v) -> int | None:
 
 
 def creator(a: dict) -> tuple[str | None, str | None]:
-    """(name, nationality) of the first creator: "Claude Monet (French, 1840-1926)" -> ("Claude Monet", "French")."""
+    """(name, nationality) of the first creator, from its description: "Claude Monet (French, 1840-1926)" ->
+    ("Claude Monet", "French"); the last parenthesis holds nationality and dates ("Giovanni di Paolo (Giovanni di
+    Paolo di Grazia) (Italian, 1398-1482)"); "Unknown (1700s)" has no nationality."""
     for c in _list(a.get("creators")):
         desc = _s(c.get("description")) if isinstance(c, dict) else _s(c)
         if not desc:
             continue
-        name = desc.split(" (")[0].strip() or None
-        hit = _NATIONALITY.search(desc)
-        nat = hit.group(1).strip() if hit else None
-        return name, (nat if nat and not nat[0].isdigit() else None)
+        hit = _LAST_PAREN.search(desc)
+        if not hit:
+            return desc, None
+        nat = hit.group(1).split(",")[0].strip()
+        return desc[: hit.start()].strip() or None, (nat if nat and not any(ch.isdigit() for ch in nat) else None)
     return None, None
 
 
