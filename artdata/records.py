@@ -99,6 +99,26 @@ SPLIT_SCHEMA = pa.schema(
 RECORD_COLUMNS = tuple(RECORD_SCHEMA.names)
 KEY_COLUMNS = ("source", "source_id")
 
+# Where each harvester takes the fields the recipes read from (museum field -> schema field). Merged splits
+# write the part for their sources into the card (`field_mapping`), and the dataset report shows it.
+SOURCE_FIELDS: dict[str, dict[str, str]] = {
+    "met": {"culture": "Culture", "artist_nationality": "Artist Nationality", "country": "Country",
+            "classification": "Classification", "department": "Department", "medium": "Medium"},
+    "tate": {"classification": "classification", "medium": "medium", "artist_nationality": "(none)"},
+    "aic": {"country": "place_of_origin", "classification": "classification_title",
+            "department": "department_title", "medium": "medium_display"},
+    "cleveland": {"culture": "culture (list, joined with |; 'France, 19th century')",
+                  "artist_nationality": "creators[0].description, last parenthesis ('(French, 1840-1926)')",
+                  "classification": "type", "department": "department", "medium": "technique"},
+    "nga": {"artist_nationality": "constituents.nationality of the first artist (objects_constituents)",
+            "classification": "objects.classification", "department": "objects.departmentabbr",
+            "medium": "objects.medium"},
+    "iiif": {"culture": "metadata label Culture", "artist_nationality": "metadata label Nationality",
+             "country": "metadata label Country / Place / Place of origin",
+             "classification": "metadata label Classification / Object type / Type",
+             "department": "metadata label Department", "medium": "metadata label Medium / Technique / Materials"},
+}
+
 
 class RecordError(ValueError):
     """A record that does not fit the schema (names the record and the field)."""

@@ -158,6 +158,12 @@ def dataset_report(home: Home, ref: str, out: Path | None = None) -> Path:
         rows = [[c] + [by_source[src].get(c, 0) for src in sources] + [sum(by_source[src].get(c, 0) for src in sources)]
                 for c in classes_all]
         sections.append(("Classes per source", _table(rows, ["class", *sources, "all"])))
+        mapping = m.card.get("field_mapping") or {}
+        if mapping:         # which museum field fed each schema field the recipe read
+            data["field_mapping"] = mapping
+            fields = sorted({f for v in mapping.values() for f in v})
+            rows = [[f] + [mapping.get(src, {}).get(f, "") for src in sorted(mapping)] for f in fields]
+            sections.append(("Fields per source", _table(rows, ["schema field", *sorted(mapping)])))
     if not steps and group:
         top = Counter(df[group].dropna()).most_common(MAX_CLASSES_SHOWN)
         data["classes"] = {"column": group, "counts": dict(top)}

@@ -28,7 +28,7 @@ from artdata.manifest import Manifest, load, write_manifest
 from artdata.paths import Home
 from artdata.recipes import (RegionMap, equal_count_bins, medium_tags, non_painting_flag, normalise_medium,
                              resolve_culture, top_n)
-from artdata.records import conform
+from artdata.records import SOURCE_FIELDS, conform
 
 SPLITS = ("train", "val", "test")
 USABLE = ("ok", "pending")
@@ -454,6 +454,7 @@ def split_manifest(home: Home, recipe: str, parent: Manifest | Merged, p: dict, 
             src: dict(sorted(Counter(x for x in g[label_col] if isinstance(x, str)).items())) if not multi else
             dict(sorted(Counter(t for ts in g["labels"] if ts is not None for t in ts).items()))
             for src, g in df.groupby("source")}
+        extra["field_mapping"] = {src: SOURCE_FIELDS[src] for src in sorted(set(df["source"])) if src in SOURCE_FIELDS}
     lineage = {"source": (parent.card.get("lineage") or {}).get("source"), "parents": parents,
                "recipe": recipe, "params": params_card}
     card_extra = {"recipe": {"name": recipe, "params": params_card}, "steps": log.steps, **extra}

@@ -139,3 +139,8 @@ def test_merged_culture_split_from_met_cleveland_and_nga(tmp_path):
     assert set(by_source) == {"met", "cleveland", "nga"} and by_source["met"] == by_source["cleveland"]
     assert sum(by_source["nga"].values()) == len(nga_labels)
     assert len(s.card["lineage"]["parents"]) == 3
+    assert s.card["field_mapping"]["cleveland"]["classification"] == "type"          # documented in the card
+    assert set(s.card["field_mapping"]) == {"met", "cleveland", "nga"}
+    from artdata.report import dataset_report
+    page = dataset_report(home, "three-museums").read_text()
+    assert "Fields per source" in page and "objects.departmentabbr" in page
