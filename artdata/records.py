@@ -30,7 +30,7 @@ _i32 = pa.int32()
 _f64 = pa.float64()
 
 PROVENANCE_FIELDS = [
-    pa.field("source", _str, nullable=False),       # met | tate | findartinfo | aic | iiif | urls | folder
+    pa.field("source", _str, nullable=False),  # met | tate | findartinfo | aic | cleveland | nga | iiif | urls | folder
     pa.field("source_id", _str, nullable=False),    # the id the source uses
     pa.field("page_url", _str),                     # human-readable page of the object
     pa.field("image_url", _str),                    # the image actually fetched (or to fetch)
