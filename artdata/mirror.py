@@ -565,14 +565,20 @@ def _met_routes(m: Mirror, path: str, query: dict) -> Response:
         if oid not in m.met.rows or f.pick("withdrawn", oid, f.withdrawn):
             return json_response({"message": "Not a valid object"}, 404) if oid.isdigit() else \
                 json_response({"message": "ObjectID not found"}, 404)
-        if f.pick("html_200", oid, f.html_200):
-            return Response(200, b"<!DOCTYPE html><html><body>Service temporarily unavailable</body></html>",
-                            "text/html")
-        body = json.dumps(m.met.object(oid, m.media_base, f)).encode()
-        if f.pick("malformed", oid, f.malformed_json):
-            body = body[: len(body) // 2]
-        return Response(200, body, "application/json")
+        return object_response(m, oid, lambda: m.met.object(oid, m.media_base, f))
     return json_response({"message": "Not found"}, 404)
+
+
+def object_response(m: Mirror, oid: str, doc) -> Response:
+    """One record's JSON answer (`doc()` builds it) with the record-level faults of every API of the mirror:
+    an HTML page with status 200 (`html_200`), JSON cut short (`malformed_json`)."""
+    f = m.faults
+    if f.pick("html_200", oid, f.html_200):
+        return Response(200, b"<!DOCTYPE html><html><body>Service temporarily unavailable</body></html>", "text/html")
+    body = json.dumps(doc()).encode()
+    if f.pick("malformed", oid, f.malformed_json):
+        body = body[: len(body) // 2]
+    return Response(200, body, "application/json")
 
 
 def _met_image_route(m: Mirror, path: str, query: dict) -> Response:

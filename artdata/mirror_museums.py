@@ -21,7 +21,7 @@ National Gallery of Art:
     media: /nga/iiif/<uuid>/full/<size>/0/default.jpg                         (IIIF size syntax; info.json too)
 
 The usual faults apply (403 bursts, 429, 5xx, truncated bodies, corrupt images, withdrawn artworks -> 404,
-`iiif_ignore_size` on the NGA image server). `Mirror.aic_headers` collects the AIC-User-Agent header of every
+an artwork's JSON cut short or an HTML page with status 200, `iiif_ignore_size` on the NGA image server). `Mirror.aic_headers` collects the AIC-User-Agent header of every
 AIC API request, `Mirror.aic_widths` the widths asked of its image server, `Mirror.cma_renditions` the
 Cleveland renditions fetched (id, name) and `Mirror.nga_sizes` the IIIF size of every NGA image request.
 """
@@ -33,7 +33,7 @@ import re
 
 import pandas as pd
 
-from artdata.mirror import Mirror, Response, _int_or, aspect_size, json_response
+from artdata.mirror import Mirror, Response, _int_or, aspect_size, json_response, object_response
 from artdata.mirror_iiif import _parse_size
 
 NATIVE_SIDE = 3000
@@ -118,7 +118,7 @@ def aic_route(m: Mirror, path: str, query: dict) -> Response:
         if oid not in m.met.rows or m.faults.pick("withdrawn", oid, m.faults.withdrawn):
             return json_response({"status": 404, "error": "Not found",
                                   "detail": "The item you requested cannot be found."}, 404)
-        return json_response({"data": _fields(artwork(m, oid), query), "config": _config(m)})
+        return object_response(m, oid, lambda: {"data": _fields(artwork(m, oid), query), "config": _config(m)})
     return json_response({"status": 404, "error": "Not found"}, 404)
 
 
@@ -218,7 +218,7 @@ def cma_route(m: Mirror, path: str, query: dict) -> Response:
         oid = rest.split("/", 1)[1]
         if oid not in m.met.rows or m.faults.pick("withdrawn", oid, m.faults.withdrawn):
             return json_response({"detail": "Not found."}, 404)
-        return json_response({"data": cma_artwork(m, oid)})
+        return object_response(m, oid, lambda: {"data": cma_artwork(m, oid)})
     return json_response({"detail": "Not found."}, 404)
 
 

@@ -1,6 +1,8 @@
-"""Kill and resume, for each of the other museums' harvesters: `crawl aic | cleveland | nga | iiif` killed with
-SIGKILL mid-run, then the same command again: the manifest holds every selected record once, no image of a record
-the first run finished is fetched again, no process is left, and the rate was never exceeded."""
+"""The mirror's faults and kill-and-resume, for each of the other museums' harvesters (`crawl aic | cleveland |
+nga | iiif`): 403 bursts on both hosts, 429 with Retry-After, 5xx and cut-off bodies are waited out and retried
+until every record is harvested, within the rate; a record's JSON cut short or an HTML page with status 200 is a
+failed record naming its URL; killed with SIGKILL mid-run, the same command again leaves every selected record
+once in the manifest, fetches no finished record's image again, and leaves no process behind."""
 import json
 import os
 import signal
@@ -12,9 +14,16 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from artdata.harvest import HarvestConfig, harvest
+from artdata.http import ClientConfig
+from artdata.images import ImageConfig
 from artdata.manifest import load
 from artdata.mirror import Faults, Mirror
 from artdata.paths import Home
+from artdata.sources.aic import AicSource
+from artdata.sources.cleveland import ClevelandSource
+from artdata.sources.iiif import IiifSource
+from artdata.sources.nga import NgaSource
 from conftest import descendants, still_running
 
 N = 60
@@ -73,3 +82,46 @@ def test_kill_and_resume(tmp_path, source):
             assert r["status"] == "ok" and fetched[unquote(urlsplit(r["image_url"]).path)] == 1, r["source_id"]
         assert m.max_rate("api") <= RATE and m.max_rate("media") <= RATE
     assert still_running(tree) == []
+
+
+def _source(source: str, m: Mirror):
+    api = m.base("api")
+    return {"aic": lambda: AicSource(api_base=f"{api}/aic/api/v1", public_domain_only=False, image_size=48),
+            "cleveland": lambda: ClevelandSource(api_base=f"{api}/cma/api", image_size=48),
+            "nga": lambda: NgaSource(data=f"{api}/nga/data", image_size=48),
+            "iiif": lambda: IiifSource([f"{api}/iiif/3/collection.json"], image_size=48)}[source]()
+
+
+def _cfg(limit: int, rate: float = 40):
+    return HarvestConfig(manifest="m", image=ImageConfig(size=48), limit=limit, workers=1,
+                         client=ClientConfig(rate=rate, concurrency=6, retries=5, backoff=0.05, backoff_max=0.3,
+                                             block_pause=0.3))
+
+
+@pytest.mark.parametrize("source", ["aic", "cleveland", "nga", "iiif"])
+def test_transient_faults_are_waited_out(tmp_path, source):
+    faults = Faults(seed=4, block_burst=12, block_window=1.0, block_seconds=0.4, block_media=True, too_many=0.1,
+                    retry_after=0.1, server_error=0.15, truncated=0.1)
+    with Mirror(faults=faults) as m:
+        res = harvest(_source(source, m), _cfg(40), Home(tmp_path))
+        assert res.counts == {"ok": 40}, load(Home(tmp_path).manifests, "m").to_pandas().error.dropna().tolist()
+        assert m.blocks >= 1 and res.client_stats.retries > 0 and res.client_stats.blocks >= 1
+        assert {s for _, _, s in m.logs["api"].entries + m.logs["media"].entries} >= {403, 429, 200}
+        assert m.max_rate("api") <= 40 and m.max_rate("media") <= 40
+
+
+@pytest.mark.parametrize("source", ["aic", "cleveland"])
+def test_a_broken_record_answer_is_a_failed_record(tmp_path, source):
+    """AIC asks each artwork; Cleveland asks each artwork it did not get from the listing (a resumed run)."""
+    home = Home(tmp_path)
+    with Mirror(faults=Faults(seed=9, malformed_json=0.2, html_200=0.2)) as m:
+        if source == "cleveland":           # the listing carried the first 10; the next 40 are asked one by one
+            harvest(_source(source, m), _cfg(10), home)
+        res = harvest(_source(source, m), _cfg(50), home)
+        rows = load(home.manifests, "m").table(columns=["source_id", "status", "error"]).to_pylist()
+        failed = [r for r in rows if r["status"] == "failed"]
+        assert failed and res.counts["ok"] >= 15 and len(rows) == 50
+        for r in failed:
+            assert ("malformed JSON from http://127.0.0.1:" in r["error"] or
+                    "HTML page instead of JSON (HTTP 200) from http://127.0.0.1:" in r["error"]), r
+            assert f"/artworks/{r['source_id']}" in r["error"] and "\n" not in r["error"]
