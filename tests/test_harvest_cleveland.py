@@ -157,6 +157,10 @@ def test_bad_dump_and_cli(tmp_path):
     bad.write_text('[{"title": "no id"}]')
     with pytest.raises(ArtdataError, match=r"--dump .*data.json\[0\]: not an artwork record \(no id\)"):
         harvest(ClevelandSource(dump=str(bad)), _cfg(), Home(tmp_path / "x"))
+    cut = tmp_path / "cut.json"
+    cut.write_text('[{"id": 1, "title": "A"}, {"id": 2, "ti')             # a download cut short
+    with pytest.raises(ArtdataError, match=r"--dump .*cut.json: unreadable \(JSONDecodeError"):
+        harvest(ClevelandSource(dump=str(cut)), _cfg(), Home(tmp_path / "x"))
     nocol = tmp_path / "data.csv"
     nocol.write_text("title,type\nA,Painting\n")
     with pytest.raises(ArtdataError, match=r"--dump .*data.csv: no id column"):

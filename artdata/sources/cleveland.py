@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -147,29 +146,31 @@ def read_dump(path: str) -> dict[str, dict]:
         out[str(doc["id"])] = doc
 
     try:
-        text = p.read_text(encoding="utf-8")
-        if p.suffix.lower() == ".csv":
-            reader = csv.DictReader(io.StringIO(text))
-            if "id" not in (reader.fieldnames or []):
-                raise ArtdataError(f"--dump {path}: no id column (have: {', '.join((reader.fieldnames or [])[:12])})")
-            for n, row in enumerate(reader, 1):
-                add({k: (v if v != "" else None) for k, v in row.items() if k}, f"{path} row {n}")
-        else:
-            try:
-                doc = json.loads(text)
+        with open(p, encoding="utf-8-sig", newline="" if p.suffix.lower() == ".csv" else None) as fh:
+            if p.suffix.lower() == ".csv":
+                reader = csv.DictReader(fh)
+                if "id" not in (reader.fieldnames or []):
+                    raise ArtdataError(f"--dump {path}: no id column "
+                                       f"(have: {', '.join((reader.fieldnames or [])[:12])})")
+                for n, row in enumerate(reader, 1):
+                    add({k: (v if v != "" else None) for k, v in row.items() if k}, f"{path} row {n}")
+                return out
+            first = fh.readline()
+            fh.seek(0)
+            try:                                    # JSON lines: a whole artwork on the first line
+                head = json.loads(first) if first.lstrip().startswith("{") else None
             except json.JSONDecodeError:
-                doc = None                          # JSON lines (one artwork per line), or broken
-            if isinstance(doc, dict) and isinstance(doc.get("data"), list):
-                doc = doc["data"]
-            if isinstance(doc, list):
-                for n, d in enumerate(doc):
-                    add(d, f"{path}[{n}]")
-            elif isinstance(doc, dict):
-                add(doc, path)
-            else:
-                for n, line in enumerate(text.splitlines(), 1):
+                head = None
+            if isinstance(head, dict) and "data" not in head:
+                for n, line in enumerate(fh, 1):    # read as it streams: no copy of the whole file
                     if line.strip():
                         add(json.loads(line), f"{path}:{n}")
+                return out
+            doc = json.load(fh)                     # data.json: an array, or {"data": [...]}, or one artwork
+            if isinstance(doc, dict) and isinstance(doc.get("data"), list):
+                doc = doc["data"]
+            for n, d in enumerate(doc if isinstance(doc, list) else [doc]):
+                add(d, f"{path}[{n}]" if isinstance(doc, list) else path)
     except (json.JSONDecodeError, UnicodeDecodeError, csv.Error) as exc:
         raise ArtdataError(f"--dump {path}: unreadable ({type(exc).__name__}: {exc})") from None
     return out
