@@ -301,3 +301,18 @@ def decode_json(resp: httpx.Response, what: str) -> Any:
 
 __all__ = ["Job", "Source", "HarvestConfig", "HarvestResult", "harvest", "fetch_image", "decode_json", "drain",
            "Journal"]
+
+
+async def fetch_record(client: PoliteClient, url: str, what: str) -> dict | None:
+    """The answer of a one-record JSON API (`{"data": {"id": ...}, ...}`, as the AIC and Cleveland APIs give);
+    None when the API says 404; an ArtdataError naming the URL for any other answer."""
+    resp = await client.get(url)
+    if resp.status_code == 404:
+        return None
+    if resp.status_code != 200:
+        raise ArtdataError(f"HTTP {resp.status_code} from {url}")
+    body = decode_json(resp, what)
+    a = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(a, dict) or a.get("id") is None:
+        raise ArtdataError(f"{what}: answer without data.id from {url}")
+    return body

@@ -96,3 +96,15 @@ def still_running(pids: list[int], wait: float = 10.0) -> list[int]:
     while time.monotonic() < deadline and any(alive(p) for p in pids):
         time.sleep(0.1)
     return [p for p in pids if alive(p)]
+
+
+def journal_with(home: Home, n: int, pattern: str = "*/journal.jsonl", timeout: float = 90):
+    """The harvest's journal once it holds `n` records (fails the test after `timeout` s)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = list(home.harvest.glob(pattern)) if home.harvest.exists() else []
+        if found and sum(1 for _ in open(found[0], "rb")) >= n:
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError(f"the harvest did not record {n} ids within {timeout:g}s")

@@ -13,7 +13,6 @@ from artdata.mirror import Mirror
 from artdata.paths import Home
 from artdata.spiders.mirror_routes import attach
 
-from conftest import jpeg_bytes
 
 
 def _invoke(*args):

@@ -2,7 +2,6 @@
 metadata mapped into the schema, sizes negotiated from info.json and never the full resolution, info.json
 errors, a server that ignores the size, the usual faults, the rate, and a harvest extended without refetching."""
 import json
-from dataclasses import replace
 
 import pytest
 

@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from dataclasses import replace
 
@@ -16,7 +15,7 @@ from artdata.images import ImageConfig, ImageStore
 from artdata.manifest import load, verify
 from artdata.mirror import Faults, Mirror, bundled_met
 from artdata.sources.met import MetSource
-from conftest import descendants, parent_pid, still_running
+from conftest import descendants, journal_with, parent_pid, still_running
 
 FAST = ClientConfig(rate=40, concurrency=8, block_pause=0.3, backoff=0.02, backoff_max=0.1, timeout=5)
 IMG = ImageConfig(size=32)
@@ -231,7 +230,7 @@ def test_resume_after_sigkill(home, tmp_path):
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            journal = _journal_with(home, 25)
+            journal = journal_with(home, 25)
             tree = descendants(proc.pid)
             assert len(tree) >= 1, "the image workers were not found"
             proc.send_signal(signal.SIGKILL)
@@ -270,7 +269,7 @@ def test_ctrl_c_stops_cleanly_and_resumes(home):
                "--rate", "30", "--concurrency", "4", "--image-size", "32", "--home", str(home.root)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            journal = _journal_with(home, 15)
+            journal = journal_with(home, 15)
             tree = descendants(proc.pid)
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=30)
@@ -302,7 +301,7 @@ def test_image_worker_crash_mid_run_fails_only_its_images(home):
                "--home", str(home.root)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            _journal_with(home, 10)
+            journal_with(home, 10)
             # the image worker: the deepest process below the CLI (CLI -> forkserver -> worker)
             kids = descendants(proc.pid)
             workers = [p for p in kids if not descendants(p) and parent_pid(p) != proc.pid]
@@ -320,15 +319,3 @@ def test_image_worker_crash_mid_run_fails_only_its_images(home):
     died = [r for r in rows if r["error"] and "image worker died" in r["error"]]
     assert len(died) <= 2 and all(r["status"] == "failed" for r in died)
     assert sum(r["status"] == "ok" for r in rows) >= 40
-
-
-
-def _journal_with(home, n: int, timeout: float = 60):
-    """The harvest's journal once it holds `n` records (fails the test after `timeout` s)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = list(home.harvest.glob("met-*/journal.jsonl")) if home.harvest.exists() else []
-        if found and sum(1 for _ in open(found[0], "rb")) >= n:
-            return found[0]
-        time.sleep(0.05)
-    raise AssertionError(f"the harvest did not record {n} ids within {timeout:g}s")

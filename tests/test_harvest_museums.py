@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from urllib.parse import unquote, urlsplit
 
@@ -24,7 +23,7 @@ from artdata.sources.aic import AicSource
 from artdata.sources.cleveland import ClevelandSource
 from artdata.sources.iiif import IiifSource
 from artdata.sources.nga import NgaSource
-from conftest import descendants, still_running
+from conftest import descendants, journal_with, still_running
 
 N = 60
 RATE = 30
@@ -37,15 +36,6 @@ def _args(source: str, m: Mirror) -> list[str]:
             "nga": ["nga", f"{api}/nga/data"],
             "iiif": ["iiif", f"{api}/iiif/3/collection.json"]}[source]
 
-
-def _journal_with(home: Home, n: int, timeout: float = 90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = list(home.harvest.glob("*/journal.jsonl")) if home.harvest.exists() else []
-        if found and sum(1 for _ in open(found[0], "rb")) >= n:
-            return found[0]
-        time.sleep(0.05)
-    raise AssertionError(f"the harvest did not record {n} ids within {timeout:g}s")
 
 
 def _paths(m: Mirror) -> Counter:
@@ -61,7 +51,7 @@ def test_kill_and_resume(tmp_path, source):
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            journal = _journal_with(home, 20)
+            journal = journal_with(home, 20)
             tree = descendants(proc.pid)
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)

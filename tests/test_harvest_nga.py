@@ -96,8 +96,8 @@ def test_faults_statuses_all_rights_and_zip(tmp_path):
             z.write(folder / "objects.csv", "objects.csv")
         (folder / "objects.csv").unlink()
         home = Home(tmp_path / "h")
-        res = harvest(NgaSource(data=str(folder), open_access_only=False, image_size=64),
-                      _cfg(limit=60, size=64, rate=40), home)
+        harvest(NgaSource(data=str(folder), open_access_only=False, image_size=64),
+                _cfg(limit=60, size=64, rate=40), home)
         df = load(home.manifests, "nga").to_pandas()
         assert len(df) == 60 and {"ok", "failed"} <= set(df.status) <= {"ok", "failed"}
         assert df.artist_nationality.isna().all()              # no constituents tables: no nationality, no error

@@ -20,10 +20,11 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from artdata import ArtdataError
-from artdata.harvest import Job, decode_json
+from artdata.harvest import Job, decode_json, fetch_record
 from artdata.http import PoliteClient
 from artdata.records import STATUS_FILTERED, STATUS_NO_IMAGE, STATUS_NOT_FOUND, STATUS_NOT_PUBLIC_DOMAIN, \
     extra_json, new_record
+from artdata.sources import text as _s
 
 DEFAULT_API = "https://api.artic.edu/api/v1"
 DEFAULT_IIIF = "https://www.artic.edu/iiif/2"
@@ -34,13 +35,6 @@ MAX_PAGES = 10_000
 FIELDS = ("id,title,artist_display,artist_title,date_start,date_end,date_display,place_of_origin,medium_display,"
           "classification_title,department_title,artwork_type_title,style_title,is_public_domain,image_id,"
           "thumbnail,copyright_notice,credit_line,dimensions,api_link")
-
-
-def _s(v) -> str | None:
-    if v is None:
-        return None
-    v = str(v).strip()
-    return v or None
 
 
 def image_width(thumbnail: dict | None, image_size: int) -> int:
@@ -178,16 +172,10 @@ class AicSource:
             self._dump = read_dump(self.dump)
         a = (self._dump or {}).get(sid)
         if a is None:
-            url = f"{self.api_base}/artworks/{sid}?fields={FIELDS}"
-            resp = await client.get(url)
-            if resp.status_code == 404:
+            body = await fetch_record(client, f"{self.api_base}/artworks/{sid}?fields={FIELDS}", f"artwork {sid}")
+            if body is None:
                 return Job(new_record("aic", sid, status=STATUS_NOT_FOUND, error="404"))
-            if resp.status_code != 200:
-                raise ArtdataError(f"HTTP {resp.status_code} from {url}")
-            body = decode_json(resp, f"artwork {sid}")
-            a = body.get("data") if isinstance(body, dict) else None
-            if not isinstance(a, dict) or "id" not in a:
-                raise ArtdataError(f"artwork {sid}: answer without data.id from {url}")
+            a = body["data"]
             if self.iiif_url is None:
                 self.iiif_url = (body.get("config") or {}).get("iiif_url")
         rec = record_from_artwork(a)

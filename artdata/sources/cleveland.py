@@ -20,10 +20,11 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from artdata import ArtdataError
-from artdata.harvest import Job, decode_json
+from artdata.harvest import Job, decode_json, fetch_record
 from artdata.http import PoliteClient
 from artdata.records import STATUS_FILTERED, STATUS_NO_IMAGE, STATUS_NOT_FOUND, STATUS_NOT_PUBLIC_DOMAIN, \
     extra_json, new_record
+from artdata.sources import integer as _int, text as _s
 
 DEFAULT_API = "https://openaccess-api.clevelandart.org/api"
 WEBSITE = "https://clevelandart.org/art"
@@ -31,13 +32,6 @@ RENDITIONS = ("web", "print", "full")      # smallest first
 PAGE_LIMIT = 100
 MAX_PAGES = 10_000
 _LAST_PAREN = re.compile(r"\s*\(([^()]*)\)\s*$")
-
-
-def _s(v) -> str | None:
-    if v is None or (isinstance(v, float) and v != v):
-        return None
-    v = str(v).strip()
-    return v or None
 
 
 def _list(v) -> list:
@@ -55,14 +49,6 @@ def _list(v) -> list:
             except (ValueError, SyntaxError, RecursionError):
                 continue
     return [s]
-
-
-def _int(v) -> int | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return int(f) if f == f else None
 
 
 def creator(a: dict) -> tuple[str | None, str | None]:
@@ -243,16 +229,10 @@ class ClevelandSource:
             self._records = read_dump(self.dump)
         a = self._records.get(sid)
         if a is None:
-            url = f"{self.api_base}/artworks/{sid}"
-            resp = await client.get(url)
-            if resp.status_code == 404:
+            body = await fetch_record(client, f"{self.api_base}/artworks/{sid}", f"artwork {sid}")
+            if body is None:
                 return Job(new_record("cleveland", sid, status=STATUS_NOT_FOUND, error="404"))
-            if resp.status_code != 200:
-                raise ArtdataError(f"HTTP {resp.status_code} from {url}")
-            body = decode_json(resp, f"artwork {sid}")
-            a = body.get("data") if isinstance(body, dict) else None
-            if not isinstance(a, dict) or _int(a.get("id")) is None:
-                raise ArtdataError(f"artwork {sid}: answer without data.id from {url}")
+            a = body["data"]
         rec = record_from_artwork(a)
         why = self._matches(a)
         if why:

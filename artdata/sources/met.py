@@ -16,6 +16,7 @@ from artdata.harvest import Job, decode_json
 from artdata.http import PoliteClient
 from artdata.records import (STATUS_NO_IMAGE, STATUS_NOT_FOUND, STATUS_NOT_PUBLIC_DOMAIN, STATUS_FILTERED,
                              extra_json, new_record)
+from artdata.sources import text as _s
 
 DEFAULT_API = "https://collectionapi.metmuseum.org/public/collection/v1"
 # The web-large rendition is assumed to be about this long on its longest side; asking for a
@@ -28,13 +29,6 @@ def _int(v) -> int | None:
         return int(str(v).strip())
     except (TypeError, ValueError):
         return None
-
-
-def _s(v) -> str | None:
-    if v is None:
-        return None
-    v = str(v).strip()
-    return v or None
 
 
 @dataclass

@@ -14,7 +14,6 @@ shorter side (never above the image's own size, nor its `maxpixels`).
 from __future__ import annotations
 
 import io
-import json
 import math
 import zipfile
 from dataclasses import dataclass, field
@@ -26,26 +25,12 @@ from artdata import ArtdataError
 from artdata.harvest import Job
 from artdata.http import PoliteClient
 from artdata.records import STATUS_FILTERED, STATUS_NOT_PUBLIC_DOMAIN, extra_json, new_record
+from artdata.sources import integer as _int, text as _s
 
 DEFAULT_DATA = "https://raw.githubusercontent.com/NationalGalleryOfArt/opendata/main/data"
 WEBSITE = "https://www.nga.gov/collection"
 OBJECT_COLUMNS = ("objectid", "title")
 IMAGE_COLUMNS = ("depictstmsobjectid", "iiifurl", "viewtype", "openaccess")
-
-
-def _s(v) -> str | None:
-    if v is None or (isinstance(v, float) and v != v):
-        return None
-    v = str(v).strip()
-    return v or None
-
-
-def _int(v) -> int | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return int(f) if f == f else None
 
 
 def iiif_box(width, height, image_size: int, maxpixels=None) -> int:
