@@ -58,7 +58,7 @@ def artwork(m: Mirror, oid: str) -> dict:
         "date_display": r.get("Object Date") or None,
         "place_of_origin": r.get("Country") or r.get("Culture") or None,
         "medium_display": r.get("Medium") or None,
-        "classification_title": (r.get("Classification") or "").lower() or None,
+        "classification_title": re.sub(r"s$", "", (r.get("Classification") or "").lower()) or None,   # "painting"
         "department_title": r.get("Department") or None, "artwork_type_title": r.get("Object Name") or None,
         "style_title": None, "is_public_domain": pd_,
         "image_id": image_id(oid) if pd_ and not m.faults.pick("no_image", oid, m.faults.no_image) else None,

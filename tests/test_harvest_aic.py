@@ -28,13 +28,13 @@ def _cfg(limit=None, size=96, rate=100.0):
 def test_search_filters_header_and_widths(tmp_path):
     with Mirror() as m:
         home = Home(tmp_path)
-        src = AicSource(api_base=m.base("api") + "/aic/api/v1", classifications=["Paintings"], image_size=96)
+        src = AicSource(api_base=m.base("api") + "/aic/api/v1", classifications=["painting"], image_size=96)
         res = harvest(src, _cfg(), home)
         paintings = [o for o, r in m.met.rows.items() if r.get("Classification") == "Paintings"
                      and r.get("Is Public Domain")]
         assert res.total == len(paintings) and res.counts == {"ok": len(paintings)}
         df = load(home.manifests, "aic").to_pandas()
-        assert (df.classification == "paintings").all() and df.is_public_domain.all() and (df.license == "CC0-1.0").all()
+        assert (df.classification == "painting").all() and df.is_public_domain.all() and (df.license == "CC0-1.0").all()
         assert df.page_url.str.startswith("https://www.artic.edu/artworks/").all()
         assert m.logs["api"].count(prefix="/aic/api/v1/artworks/search") >= 1
         assert set(m.aic_headers) == {"artdata-tests"}                     # every API request identified itself

@@ -21,8 +21,9 @@ from artdata.sources.met import MetSource
 from artdata.splits import build_split
 
 # a third museum's records, as its harvester maps them: its own spellings of cultures and places
-THIRD = [("England", None, "Paintings"), ("Netherlandish", None, "Paintings"), (None, "Dutch", "Paintings"),
-         ("probably French", None, "Paintings"), ("Japan", None, "Paintings"), ("Italian", None, "Drawings")]
+# (and the Art Institute's spelling of classifications: "painting" is the Met's "Paintings")
+THIRD = [("England", None, "painting"), ("Netherlandish", None, "painting"), (None, "Dutch", "painting"),
+         ("probably French", None, "painting"), ("Japan", None, "painting"), ("Italian", None, "drawing and watercolor")]
 
 
 def _cfg(name):
