@@ -71,6 +71,8 @@ def test_kill_and_resume(tmp_path, source):
         for r in done:                                   # finished before the kill: its image asked once, ever
             assert r["status"] == "ok" and fetched[unquote(urlsplit(r["image_url"]).path)] == 1, r["source_id"]
         assert m.max_rate("api") <= RATE and m.max_rate("media") <= RATE
+        if source == "nga":                              # the tables: once per run, not once per waiting job
+            assert m.logs["api"].count(prefix="/nga/data/objects.csv") == 2
     assert still_running(tree) == []
 
 

@@ -13,6 +13,7 @@ shorter side (never above the image's own size, nor its `maxpixels`).
 """
 from __future__ import annotations
 
+import asyncio
 import io
 import math
 import zipfile
@@ -79,6 +80,7 @@ class NgaSource:
 
     def __post_init__(self):
         self._rows: dict[str, tuple[dict, dict, str | None]] | None = None
+        self._loading: asyncio.Lock | None = None
 
     def selection(self) -> dict:
         return {"data": self.data, "classifications": self.classifications,
@@ -152,8 +154,11 @@ class NgaSource:
         return sorted(keep, key=lambda k: (_int(k) is None, _int(k) or 0, k))
 
     async def job(self, client: PoliteClient, sid: str) -> Job:
-        if self._rows is None:                      # a resumed run: ids.json was kept, the tables are read again
-            self._rows = await self._load(client)
+        if self._rows is None:                      # a resumed run: ids.json was kept, the tables are read again,
+            self._loading = self._loading or asyncio.Lock()     # once, while the other jobs wait for them
+            async with self._loading:
+                if self._rows is None:
+                    self._rows = await self._load(client)
         if sid not in self._rows:
             raise ArtdataError(f"object {sid}: no longer in {self.data} (objects.csv with a primary image)")
         obj, img, nationality = self._rows[sid]
