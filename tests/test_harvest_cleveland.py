@@ -177,3 +177,21 @@ def test_bad_dump_and_cli(tmp_path):
         assert "ok 5" in r.output
         lists = [p for _, p, _ in m.logs["api"].entries if p.rstrip("/") == "/cma/api/artworks"]
         assert len(lists) >= 2                                                # one listing per type
+
+
+
+def test_department_filter(tmp_path):
+    """Two departments (a listing each), metadata only: exactly the CC0 works with an image of those two."""
+    with Mirror(faults=Faults(seed=1, no_image=0.1)) as m:
+        depts = ["European Paintings", "Asian Art"]
+        home = Home(tmp_path)
+        harvest(ClevelandSource(api_base=_api(m), departments=depts),
+                HarvestConfig(manifest="cleveland", metadata_only=True, client=_cfg().client), home)
+        rows = load(home.manifests, "cleveland").table().to_pylist()
+        docs = [cma_artwork(m, o) for o in m.met.ids]
+        want = {str(d["id"]) for d in docs if d["department"] in depts and d["images"]}
+        assert {r["source_id"] for r in rows} == want and len(want) > 50
+        assert all(r["license"] == "CC0-1.0" and r["status"] == "pending" for r in rows)
+        assert {r["department"] for r in rows} == set(depts)
+        lists = [q for _, q, _ in m.logs["api"].entries if q.rstrip("/") == "/cma/api/artworks"]
+        assert len(lists) >= 2                                                # a listing per department
