@@ -75,6 +75,9 @@ def run_demo(out: Path, *, met_objects: int = 400, tate_works: int = 300, quick:
             rep = verify(m, ImageStore(home.images))
             console.print(f"  {m.ref}: {'OK' if rep.ok else 'PROBLEMS'} ({rep.checked_images} images)")
 
+        _stage("5. harvest paintings from other museums (AIC, Cleveland, NGA, a IIIF collection; mirror)")
+        results["museums"] = _other_museums(mirror, home, image, client, 24 if quick else 60)
+
     for hook in _later_stages():
         hook(home, results, quick=quick)
 
@@ -85,6 +88,30 @@ def run_demo(out: Path, *, met_objects: int = 400, tate_works: int = 300, quick:
         if isinstance(value, Path):
             console.print(f"  {key}: {value}")
     return results
+
+
+def _other_museums(mirror: Mirror, home: Home, image: ImageConfig, client: ClientConfig, n: int) -> list:
+    """Paintings from four more museums' APIs and files, each into its own manifest (merged in the split stage)."""
+    from dataclasses import replace
+    from artdata.sources.aic import AicSource
+    from artdata.sources.cleveland import ClevelandSource
+    from artdata.sources.iiif import IiifSource
+    from artdata.sources.nga import NgaSource
+    api = mirror.base("api")
+    sources = [("demo-aic", AicSource(api_base=f"{api}/aic/api/v1", classifications=["painting"],
+                                      departments=["European Paintings"], image_size=image.size), (("AIC-User-Agent", "artdata demo"),)),
+               ("demo-cleveland", ClevelandSource(api_base=f"{api}/cma/api", types=["Painting"],
+                                                  departments=["European Paintings"], image_size=image.size), ()),
+               ("demo-nga", NgaSource(data=f"{api}/nga/data", classifications=["Painting"], image_size=image.size), ()),
+               ("demo-iiif", IiifSource([f"{api}/iiif/3/collection/european-paintings.json"], image_size=image.size),
+                ())]
+    out = []
+    for name, src, headers in sources:
+        res = harvest(src, HarvestConfig(name, image=image, client=replace(client, headers=headers), limit=n), home)
+        console.print(f"  {src.name:9} {sum(res.counts.values())} records: "
+                      + ", ".join(f"{k} {v}" for k, v in sorted(res.counts.items())) + f" -> {res.manifest.path}")
+        out.append(res.manifest)
+    return out
 
 
 def _later_stages():

@@ -28,7 +28,8 @@ def _rows(m: Mirror) -> dict:
 
 
 def _meta(r: dict) -> list[tuple[str, str]]:
-    pairs = [("Artist", (r.get("Artist Display Name") or "").split("|")[0]), ("Date", r.get("Object Date")),
+    pairs = [("Artist", (r.get("Artist Display Name") or "").split("|")[0]),
+             ("Nationality", (r.get("Artist Nationality") or "").split("|")[0]), ("Date", r.get("Object Date")),
              ("Culture", r.get("Culture")), ("Medium", r.get("Medium")), ("Classification", r.get("Classification")),
              ("Department", r.get("Department")), ("Dimensions", r.get("Dimensions"))]
     return [(k, str(v)) for k, v in pairs if v and str(v).strip() and str(v) != "nan"]

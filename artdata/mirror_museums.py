@@ -56,7 +56,7 @@ def artwork(m: Mirror, oid: str) -> dict:
         "artist_display": f"{name}\n{nat}".strip() if name else None, "artist_title": name or None,
         "date_start": _int_or(r.get("Object Begin Date"), None), "date_end": _int_or(r.get("Object End Date"), None),
         "date_display": r.get("Object Date") or None,
-        "place_of_origin": r.get("Country") or r.get("Culture") or None,
+        "place_of_origin": r.get("Country") or r.get("Culture") or COUNTRY.get(nat, nat) or None,   # "France"
         "medium_display": r.get("Medium") or None,
         "classification_title": re.sub(r"s$", "", (r.get("Classification") or "").lower()) or None,   # "painting"
         "department_title": r.get("Department") or None, "artwork_type_title": r.get("Object Name") or None,

@@ -312,7 +312,7 @@ def report(home: Home, target: str, out: Path | None = None) -> Path:
 
 def demo_stage(home: Home, results: dict, quick: bool = False) -> None:
     from artdata.console import console
-    console.rule("[bold]7. reports")
+    console.rule("[bold]8. reports")
     for key in ("split_medium", "met"):
         m = results.get(key)
         if m is not None:

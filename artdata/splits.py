@@ -485,7 +485,7 @@ def price_features(df: pd.DataFrame, p: dict, extra: dict) -> pa.Table:
 
 def demo_stage(home: Home, results: dict, quick: bool = False) -> None:
     from artdata.console import console
-    console.rule("[bold]5. build splits (tag cleaning, stratified split)")
+    console.rule("[bold]6. build splits (tag cleaning, stratified split)")
     tate = results.get("tate")
     if tate is not None:
         m = build_split(home, "medium", tate.ref, name="demo-medium", top=4, min_count=5)
@@ -503,3 +503,10 @@ def demo_stage(home: Home, results: dict, quick: bool = False) -> None:
         m = build_split(home, "price", lots.ref, name="demo-price", bins=5, currency="USD")
         results["split_price"] = m
         console.print(f"  price: {m.ref} bins {m.card['bins']['edges']} USD -> {m.path}")
+    museums = results.get("museums")
+    if museums:             # one culture dataset from several museums: each source's fields, one region map
+        m = build_split(home, "culture", [x.ref for x in museums], name="demo-cultures", min_count=3)
+        results["split_cultures"] = m
+        console.print(f"  culture from {len(museums)} museums: {m.ref} -> {m.path}")
+        for src, classes in m.card["classes_by_source"].items():
+            console.print(f"    {src:9} " + ", ".join(f"{k} {v}" for k, v in classes.items()))

@@ -34,6 +34,10 @@ def test_demo_runs_and_prints_paths_whole(demo):
         assert Path(p.rstrip(")")).exists(), p                  # each one whole: it names a real file or folder
     assert any(p.endswith("/report/index.html") for p in listed)
     assert any(p.endswith("/explain/index.html") for p in listed)
+    # four more museums harvested from the mirror and merged into one culture dataset
+    assert "culture from 4 museums" in text
+    card = json.loads(next((out / "home" / "manifests" / "demo-cultures").glob("*/card.json")).read_text())
+    assert len(card["lineage"]["parents"]) == 4 and len(card["classes_by_source"]) >= 3
 
 
 def test_demo_croissant_cards_validate_without_warnings(demo, caplog):

@@ -8,7 +8,7 @@ def demo_stage(home, results: dict, quick: bool = False) -> None:
     m = results.get("split_medium")
     if m is None:
         return
-    console.rule("[bold]6. train tate-cnn on the medium split (CPU)")
+    console.rule("[bold]7. train tate-cnn on the medium split (CPU)")
     args = TrainArgs(manifest=m.ref, model="tate-cnn", epochs=3 if quick else 8, image_size=64, batch_size=32,
                      lr=0.05, workers=0, home=str(home.root), out=str(home.runs / "demo-medium-tate-cnn"))
     final = main(args)
