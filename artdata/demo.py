@@ -99,7 +99,8 @@ def _other_museums(mirror: Mirror, home: Home, image: ImageConfig, client: Clien
     from artdata.sources.nga import NgaSource
     api = mirror.base("api")
     sources = [("demo-aic", AicSource(api_base=f"{api}/aic/api/v1", classifications=["painting"],
-                                      departments=["European Paintings"], image_size=image.size), (("AIC-User-Agent", "artdata demo"),)),
+                                      departments=["European Paintings"], image_size=image.size),
+                (("AIC-User-Agent", "artdata demo"),)),
                ("demo-cleveland", ClevelandSource(api_base=f"{api}/cma/api", types=["Painting"],
                                                   departments=["European Paintings"], image_size=image.size), ()),
                ("demo-nga", NgaSource(data=f"{api}/nga/data", classifications=["Painting"], image_size=image.size), ()),

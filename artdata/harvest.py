@@ -299,10 +299,6 @@ def decode_json(resp: httpx.Response, what: str) -> Any:
         raise ArtdataError(f"{what}: malformed JSON from {url}: {exc}") from None
 
 
-__all__ = ["Job", "Source", "HarvestConfig", "HarvestResult", "harvest", "fetch_image", "decode_json", "drain",
-           "Journal"]
-
-
 async def fetch_record(client: PoliteClient, url: str, what: str) -> dict | None:
     """The answer of a one-record JSON API (`{"data": {"id": ...}, ...}`, as the AIC and Cleveland APIs give);
     None when the API says 404; an ArtdataError naming the URL for any other answer."""
@@ -316,3 +312,7 @@ async def fetch_record(client: PoliteClient, url: str, what: str) -> dict | None
     if not isinstance(a, dict) or a.get("id") is None:
         raise ArtdataError(f"{what}: answer without data.id from {url}")
     return body
+
+
+__all__ = ["Job", "Source", "HarvestConfig", "HarvestResult", "harvest", "fetch_image", "decode_json", "fetch_record",
+           "drain", "Journal"]

@@ -104,7 +104,7 @@ KEY_COLUMNS = ("source", "source_id")
 SOURCE_FIELDS: dict[str, dict[str, str]] = {
     "met": {"culture": "Culture", "artist_nationality": "Artist Nationality", "country": "Country",
             "classification": "Classification", "department": "Department", "medium": "Medium"},
-    "tate": {"classification": "classification", "medium": "medium", "artist_nationality": "(none)"},
+    "tate": {"classification": "classification", "medium": "medium"},
     "aic": {"country": "place_of_origin", "classification": "classification_title",
             "department": "department_title", "medium": "medium_display"},
     "cleveland": {"culture": "culture (list, joined with |; 'France, 19th century')",
