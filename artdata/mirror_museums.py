@@ -18,15 +18,19 @@ Cleveland Museum of Art:
 National Gallery of Art:
 
     api:   /nga/data/objects.csv, published_images.csv, objects_constituents.csv, constituents.csv
+                                  the museum's own columns (NGA_COLUMNS); no open-access column: the images of
+                                  works that are not public domain are fair-use ones, with maxpixels set
     media: /nga/iiif/<uuid>/full/<size>/0/default.jpg                         (IIIF size syntax; info.json too)
 
 The usual faults apply (403 bursts, 429, 5xx, truncated bodies, corrupt images, withdrawn artworks -> 404,
 an artwork's JSON cut short or an HTML page with status 200, `iiif_ignore_size` on the NGA image server). `Mirror.aic_headers` collects the AIC-User-Agent header of every
 AIC API request, `Mirror.aic_widths` the widths asked of its image server, `Mirror.cma_renditions` the
-Cleveland renditions fetched (id, name) and `Mirror.nga_sizes` the IIIF size of every NGA image request.
+Cleveland renditions fetched (id, name), `Mirror.nga_sizes` the IIIF size of every NGA image request and
+`Mirror.nga_over_box` the (uuid, size) of any request for a fair-use image above its maxpixels box.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import re
@@ -236,7 +240,23 @@ def cma_image_route(m: Mirror, path: str, query: dict) -> Response:
 # ---------------------------------------------------------------- National Gallery of Art
 
 NGA_NATIVE_SIDE = 4000
-NGA_MAXPIXELS = 4_000_000
+NGA_FAIR_USE_BOX = 640      # maxpixels of the mirror's fair-use images (works that are not public domain)
+# the columns of the museum's CSVs, in order (NationalGalleryOfArt/opendata sql_tables/*.sql, 2025-03 export)
+NGA_COLUMNS = {
+    "objects": ("objectid", "accessioned", "accessionnum", "locationid", "title", "displaydate", "beginyear",
+                "endyear", "visualbrowsertimespan", "medium", "dimensions", "inscription", "markings",
+                "attributioninverted", "attribution", "provenancetext", "creditline", "classification",
+                "subclassification", "visualbrowserclassification", "parentid", "isvirtual", "departmentabbr",
+                "portfolio", "series", "volume", "watermarks", "lastdetectedmodification", "wikidataid",
+                "customprinturl"),
+    "published_images": ("uuid", "iiifurl", "iiifthumburl", "viewtype", "sequence", "width", "height", "maxpixels",
+                         "created", "modified", "depictstmsobjectid", "assistivetext"),
+    "objects_constituents": ("objectid", "constituentid", "displayorder", "roletype", "role", "prefix", "suffix",
+                             "displaydate", "beginyear", "endyear", "country", "zipcode"),
+    "constituents": ("constituentid", "ulanid", "preferreddisplayname", "forwarddisplayname", "lastname",
+                     "displaydate", "artistofngaobject", "beginyear", "endyear", "visualbrowsertimespan",
+                     "nationality", "visualbrowsernationality", "constituenttype", "wikidataid"),
+}
 
 
 def nga_uuid(oid: str, view: str = "primary") -> str:
@@ -249,42 +269,80 @@ def _constituent(name: str) -> int:
 
 
 def nga_tables(m: Mirror) -> dict[str, bytes]:
-    """The four open-data CSVs, as the museum's repository has them (only the columns artdata reads, and a few)."""
+    """The four open-data CSVs with exactly the museum's columns (NGA_COLUMNS), written as its export writes them
+    (PostgreSQL `copy ... csv header`: NULL as an empty field, quotes only where needed). As in the museum's
+    published_images.csv there is no open-access column: an image of a work that is not public domain is a
+    fair-use image, with `maxpixels` set (NGA_FAIR_USE_BOX); the others have none. A donor is linked after the
+    artist (roletype "donor"), as objects_constituents.csv lists owners and donors too."""
     objects, images, links, people = [], [], [], {}
     media = m.base("media")
+    stamp = "2025-03-07 04:12:09.52-05"
     for oid in m.met.ids:
         r = m.met.rows[oid]
         name = _first(r.get("Artist Display Name"))
+        nat = _first(r.get("Artist Nationality")) or None
         cls = str(r.get("Classification") or "")
-        objects.append({"objectid": oid, "accessionnum": r.get("Object Number"), "title": r.get("Title"),
-                        "displaydate": r.get("Object Date"), "beginyear": r.get("Object Begin Date"),
-                        "endyear": r.get("Object End Date"), "medium": r.get("Medium"),
-                        "dimensions": r.get("Dimensions"), "attribution": name or None,
-                        "creditline": r.get("Credit Line"), "classification": cls[:-1] if cls.endswith("s") else cls,
-                        "subclassification": None, "visualbrowserclassification": cls.lower() or None,
-                        "departmentabbr": "".join(w[0] for w in str(r.get("Department") or "").split()).upper()})
+        last = name.split()[-1] if name else ""
+        objects.append({"objectid": oid, "accessioned": 1, "accessionnum": r.get("Object Number"),
+                        "title": r.get("Title"), "displaydate": r.get("Object Date"),
+                        "beginyear": r.get("Object Begin Date"), "endyear": r.get("Object End Date"),
+                        "medium": r.get("Medium"), "dimensions": r.get("Dimensions"),
+                        "attributioninverted": f"{last}, {name[:-len(last)].strip()}".strip(", ") if name else None,
+                        "attribution": name or None, "creditline": r.get("Credit Line"),
+                        "classification": cls[:-1] if cls.endswith("s") else cls, "subclassification": None,
+                        "visualbrowserclassification": cls.lower() or None, "isvirtual": 0,
+                        "departmentabbr": "".join(w[0] for w in str(r.get("Department") or "").split()).upper(),
+                        "lastdetectedmodification": stamp})
         if name:
             cid = _constituent(name)
             links.append({"objectid": oid, "constituentid": cid, "displayorder": 1, "roletype": "artist",
-                          "role": "artist"})
-            people[cid] = {"constituentid": cid, "preferreddisplayname": name, "forwarddisplayname": name,
-                           "nationality": _first(r.get("Artist Nationality")) or None, "constituenttype": "individual"}
+                          "role": "painter" if cls == "Paintings" else "artist"})
+            begin, end = _first(r.get("Artist Begin Date"))[:4], _first(r.get("Artist End Date"))[:4]
+            people[cid] = {"constituentid": cid, "preferreddisplayname": f"{last}, {name[:-len(last)].strip()}"
+                           .strip(", "), "forwarddisplayname": name, "lastname": last,
+                           "displaydate": ", ".join(x for x in (nat, " - ".join(y for y in (begin, end) if y)) if x)
+                           or None, "artistofngaobject": 1, "beginyear": begin or None, "endyear": end or None,
+                           "nationality": nat, "visualbrowsernationality": nat or "Other",
+                           "constituenttype": "individual"}
+        if int(oid) % 3 == 0:
+            donor = _constituent("donor")
+            links.append({"objectid": oid, "constituentid": donor, "displayorder": 2, "roletype": "donor",
+                          "role": "donor", "prefix": "Gift of"})
+            people[donor] = {"constituentid": donor, "preferreddisplayname": "Mellon, Andrew W.",
+                             "forwarddisplayname": "Andrew W. Mellon", "lastname": "Mellon",
+                             "displaydate": "American, 1855 - 1937", "artistofngaobject": 0, "beginyear": 1855,
+                             "endyear": 1937, "nationality": "American", "visualbrowsernationality": "American",
+                             "constituenttype": "individual"}
         if m.faults.pick("no_image", oid, m.faults.no_image):
             continue
         w, h = aspect_size(f"nga:{oid}", NGA_NATIVE_SIDE)
         for view in ("primary", "alternate") if int(oid) % 5 == 0 else ("primary",):
-            images.append({"uuid": nga_uuid(oid, view), "iiifurl": f"{media}/nga/iiif/{nga_uuid(oid, view)}",
-                           "iiifthumburl": f"{media}/nga/iiif/{nga_uuid(oid, view)}/full/!200,200/0/default.jpg",
+            u = nga_uuid(oid, view)
+            images.append({"uuid": u, "iiifurl": f"{media}/nga/iiif/{u}",
+                           "iiifthumburl": f"{media}/nga/iiif/{u}/full/!200,200/0/default.jpg",
                            "viewtype": view, "sequence": 0 if view == "primary" else 1, "width": w, "height": h,
-                           "maxpixels": NGA_MAXPIXELS, "depictstmsobjectid": oid,
-                           "openaccess": 1 if r.get("Is Public Domain") else 0})
+                           "maxpixels": None if r.get("Is Public Domain") else NGA_FAIR_USE_BOX,
+                           "created": stamp, "modified": stamp, "depictstmsobjectid": oid,
+                           "assistivetext": (f'{cls[:-1] if cls.endswith("s") else cls or "A work"}, "{r.get("Title")}",'
+                                             "\nseen from the front") if int(oid) % 7 == 0 else None})
     out = {}
     for name, rows in (("objects", objects), ("published_images", images), ("objects_constituents", links),
                        ("constituents", list(people.values()))):
         buf = io.StringIO()
-        pd.DataFrame(rows).to_csv(buf, index=False)
+        w = csv.DictWriter(buf, fieldnames=NGA_COLUMNS[name], restval="", lineterminator="\n")
+        w.writeheader()
+        w.writerows({k: _csv_value(v) for k, v in row.items()} for row in rows)
         out[name] = buf.getvalue().encode()
     return out
+
+
+def _csv_value(v) -> str:
+    """A value as PostgreSQL's CSV writes it: NULL (None, NaN, "") as an empty field, integers without '.0'."""
+    if v is None or (isinstance(v, float) and v != v) or str(v) == "nan":
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
 
 
 def nga_route(m: Mirror, path: str, query: dict) -> Response:
@@ -304,21 +362,25 @@ def nga_image_route(m: Mirror, path: str, query: dict) -> Response:
     if parts[3:] == ["info.json"]:
         return json_response({"@context": "http://iiif.io/api/image/2/context.json", "@id": "/".join(parts[:3]),
                               "protocol": "http://iiif.io/api/image", "width": w, "height": h,
-                              "profile": ["http://iiif.io/api/image/2/level2.json", {"maxArea": NGA_MAXPIXELS}]})
+                              "profile": ["http://iiif.io/api/image/2/level2.json"]})
     if len(parts) != 7 or parts[3] != "full" or parts[5] != "0" or parts[6] != "default.jpg":
         return Response(400, b"unsupported IIIF request", "text/plain")
     m.nga_sizes.append(parts[4])
     size = (w, h) if m.faults.iiif_ignore_size else _parse_size(parts[4], w, h)
-    if size is None or size[0] > w or size[1] > h or (size[0] * size[1] > NGA_MAXPIXELS
-                                                       and not m.faults.iiif_ignore_size):
+    if size is None or size[0] > w or size[1] > h:
         return Response(400, b"bad size", "text/plain")
     r = m.met.rows[oid]
+    if not r.get("Is Public Domain") and max(size) > NGA_FAIR_USE_BOX and not m.faults.iiif_ignore_size:
+        # a fair-use image asked above its maxpixels box: the museum's server renders it from the boxed copy,
+        # blurred; the mirror notes the request
+        m.nga_over_box.append((parts[2], parts[4]))
     return Response(200, m.image(f"nga:{oid}", str(r.get("Department") or ""), size, str(r.get("Culture") or "")),
                     "image/jpeg")
 
 
 def attach(m: Mirror) -> None:
     m.aic_headers, m.aic_widths, m.cma_renditions, m.nga_sizes = [], [], [], []
+    m.nga_over_box = []
     aic_cache: dict = {}
     cache: dict = {}
 

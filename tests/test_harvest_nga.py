@@ -1,6 +1,10 @@
-"""`crawl nga` against the mirror's National Gallery of Art: the open-data CSVs (a folder, a zip, or over HTTP)
-joined here (primary view, open access, classification, the first artist's nationality), IIIF `full/!N,N` at the
-requested size and never more, a server that ignores the size, faults and statuses, and bad tables."""
+"""`crawl nga` against the mirror's National Gallery of Art: the open-data CSVs with the museum's own columns (a
+folder, a zip, or over HTTP) joined here (primary view, open access = no `maxpixels` fair-use limit,
+classification, the first artist's nationality), IIIF `full/!N,N` at the requested size and never more (nor
+above a fair-use image's maxpixels box), a server that ignores the size, faults and statuses, a copy of the
+tables with an `openaccess` column, real constituents rows, and bad tables."""
+import csv
+import io
 import re
 import zipfile
 
@@ -14,17 +18,19 @@ from artdata.http import ClientConfig
 from artdata.images import ImageConfig
 from artdata.manifest import load
 from artdata.mirror import Faults, Mirror, aspect_size
-from artdata.mirror_museums import NGA_NATIVE_SIDE, nga_uuid
+from artdata.mirror_museums import NGA_COLUMNS, NGA_FAIR_USE_BOX, NGA_NATIVE_SIDE, nga_uuid
 from artdata.paths import Home
-from artdata.sources.nga import NgaSource, iiif_box
+from artdata.sources.nga import NgaSource, iiif_box, open_access
 
 TABLES = ("objects", "published_images", "objects_constituents", "constituents")
 
 
-def _cfg(limit=None, size=96, rate=100.0):
+def _cfg(limit=None, size=96, rate=100.0, m=None):
+    """`m`: a run from a folder of tables, whose image URLs name the mirror's media host (on loopback, which the
+    client goes to only when the user names it)."""
     return HarvestConfig(manifest="nga", image=ImageConfig(size=size), limit=limit, workers=1,
                          client=ClientConfig(rate=rate, concurrency=4, retries=2, backoff=0.05, backoff_max=0.2,
-                                             block_pause=0.2))
+                                             block_pause=0.2, trusted_hosts=(m.base("media"),) if m else ()))
 
 
 def _download(m, folder, tables=TABLES):
@@ -44,7 +50,7 @@ def test_joined_tables_sizes_and_fields(tmp_path, where):
     with Mirror() as m:
         data = m.base("api") + "/nga/data" if where == "url" else str(_download(m, tmp_path / "nga"))
         home = Home(tmp_path / "h")
-        res = harvest(NgaSource(data=data, classifications=["painting"], image_size=96), _cfg(), home)
+        res = harvest(NgaSource(data=data, classifications=["painting"], image_size=96), _cfg(m=m), home)
         want = _open_paintings(m)
         assert res.total == len(want) and res.counts == {"ok": len(want)}
         rows = {r["source_id"]: r for r in load(home.manifests, "nga").table().to_pylist()}
@@ -67,13 +73,161 @@ def test_joined_tables_sizes_and_fields(tmp_path, where):
         assert m.logs["api"].count(prefix="/nga/data/") == (4 if where == "url" else 0)   # each table once
 
 
+def test_the_tables_have_the_museums_columns():
+    """The mirror's CSVs have exactly the columns of the museum's sql_tables/*.sql; published_images.csv has no
+    open-access column, and its fair-use images (works that are not public domain) have maxpixels set."""
+    with Mirror() as m:
+        tables = {name: list(csv.DictReader(io.StringIO(data.decode()))) for name, data in m.nga_tables().items()}
+        for name, rows in tables.items():
+            assert tuple(rows[0]) == NGA_COLUMNS[name]
+        assert NGA_COLUMNS["published_images"] == (
+            "uuid", "iiifurl", "iiifthumburl", "viewtype", "sequence", "width", "height", "maxpixels", "created",
+            "modified", "depictstmsobjectid", "assistivetext")
+        for img in tables["published_images"]:
+            pd_ = bool(m.met.rows[img["depictstmsobjectid"]].get("Is Public Domain"))
+            assert img["maxpixels"] == ("" if pd_ else str(NGA_FAIR_USE_BOX))
+            assert re.fullmatch(r"\d+", img["width"]) and re.fullmatch(r"\d+", img["height"])
+        assert any("\n" in i["assistivetext"] and "," in i["assistivetext"] for i in tables["published_images"])
+        assert {r["roletype"] for r in tables["objects_constituents"]} == {"artist", "donor"}
+
+
+def test_fair_use_images_all_rights_and_the_box(tmp_path):
+    """Open access only: the public-domain works, none of the fair-use images. --all-rights: the fair-use ones
+    too, with no licence, each asked within its maxpixels box (here 640, below the 683 px that 512 needs)."""
+    with Mirror() as m:
+        data = m.base("api") + "/nga/data"
+        paintings = [o for o, r in m.met.rows.items() if r.get("Classification") == "Paintings"]
+        fair_use = {o for o in paintings if not m.met.rows[o].get("Is Public Domain")}
+        assert fair_use and set(paintings) - fair_use
+        home = Home(tmp_path / "open")
+        res = harvest(NgaSource(data=data, classifications=["Painting"], image_size=512), _cfg(size=512), home)
+        assert res.total == len(paintings) - len(fair_use) and res.counts == {"ok": res.total}
+        assert not fair_use & {r["source_id"] for r in load(home.manifests, "nga").table().to_pylist()}
+        m.nga_sizes.clear()
+        home = Home(tmp_path / "all")
+        res = harvest(NgaSource(data=data, classifications=["Painting"], open_access_only=False, image_size=512),
+                      _cfg(size=512), home)
+        assert res.total == len(paintings) and res.counts == {"ok": len(paintings)}
+        rows = {r["source_id"]: r for r in load(home.manifests, "nga").table().to_pylist()}
+        capped = 0
+        for oid, r in rows.items():
+            w, h = aspect_size(f"nga:{oid}", NGA_NATIVE_SIDE)
+            n = iiif_box(w, h, 512)                             # what 512 on the shorter side needs
+            if oid in fair_use:
+                assert r["license"] is None and r["is_public_domain"] is False
+                n, capped = min(n, NGA_FAIR_USE_BOX), capped + (n > NGA_FAIR_USE_BOX)
+                if n < 512 * max(w, h) / min(w, h):
+                    assert min(r["width"], r["height"]) < 512    # what the box gives, never enlarged
+            else:
+                assert r["license"] == "CC0-1.0" and r["is_public_domain"] is True
+                assert min(r["width"], r["height"]) == 512
+            assert r["image_url"].endswith(f"/full/!{n},{n}/0/default.jpg")
+            assert max(r["orig_width"], r["orig_height"]) == n
+        assert capped > 0
+        assert m.nga_over_box == [] and len(m.nga_sizes) == len(paintings)      # one request each, in the box
+
+
+def _write_csv(path, columns, rows):
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=columns, restval="", lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+
+
+# two rows of the museum's own constituents.csv (NationalGalleryOfArt/opendata, data export of 2025-03-08)
+REAL_CONSTITUENTS = (
+    "constituentid,ulanid,preferreddisplayname,forwarddisplayname,lastname,displaydate,artistofngaobject,beginyear,"
+    "endyear,visualbrowsertimespan,nationality,visualbrowsernationality,constituenttype,wikidataid\n"
+    '1726,500019484,"Monet, Claude",Claude Monet,Monet,"French, 1840 - 1926",1,1840,1926,1826 to 1850,French,French,'
+    "individual,Q296\n"
+    '1107,500012368,"Cassatt, Mary",Mary Cassatt,Cassatt,"American, 1844 - 1926",1,1844,1926,1826 to 1850,American,'
+    "American,individual,Q173223\n")
+
+
+def test_tables_in_the_museums_layout_and_an_openaccess_copy(tmp_path):
+    """Hand-written tables in the museum's column layout (real constituents rows): the join, the open-access
+    rule, a donor never taken for the artist, an unreadable maxpixels failing its record (never asked without
+    its box), and a copy of published_images.csv with an `openaccess` column, whose flag is followed."""
+    folder = tmp_path / "nga"
+    folder.mkdir()
+    base = "http://127.0.0.1:9/iiif"
+    _write_csv(folder / "objects.csv", NGA_COLUMNS["objects"], [
+        {"objectid": "10", "accessioned": "1", "title": "Woman with a Parasol", "beginyear": "1875",
+         "endyear": "1875", "attribution": "Claude Monet", "classification": "Painting", "departmentabbr": "CFP",
+         "isvirtual": "0"},
+        {"objectid": "11", "accessioned": "1", "title": "The Boating Party", "attribution": "Mary Cassatt",
+         "classification": "Painting", "departmentabbr": "CAP", "isvirtual": "0"},
+        {"objectid": "12", "accessioned": "1", "title": "A modern work", "attribution": "Someone",
+         "classification": "Painting", "departmentabbr": "MA", "isvirtual": "0"},
+        {"objectid": "13", "accessioned": "1", "title": "Unreadable limit", "classification": "Painting",
+         "departmentabbr": "MA", "isvirtual": "0"},
+    ])
+    images = [
+        {"uuid": "u10", "iiifurl": f"{base}/u10", "viewtype": "primary", "sequence": "0", "width": "3000",
+         "height": "4000", "depictstmsobjectid": "10"},
+        {"uuid": "u10b", "iiifurl": f"{base}/u10b", "viewtype": "alternate", "sequence": "1", "width": "3000",
+         "height": "4000", "maxpixels": "640", "depictstmsobjectid": "10"},
+        {"uuid": "u11", "iiifurl": f"{base}/u11", "viewtype": "primary", "sequence": "0", "width": "3000",
+         "height": "2000", "depictstmsobjectid": "11"},
+        {"uuid": "u12", "iiifurl": f"{base}/u12", "viewtype": "primary", "sequence": "0", "width": "3000",
+         "height": "2000", "maxpixels": "640", "depictstmsobjectid": "12"},
+        {"uuid": "u13", "iiifurl": f"{base}/u13", "viewtype": "primary", "sequence": "0", "width": "3000",
+         "height": "2000", "maxpixels": "n/a", "depictstmsobjectid": "13"},
+    ]
+    _write_csv(folder / "published_images.csv", NGA_COLUMNS["published_images"], images)
+    _write_csv(folder / "objects_constituents.csv", NGA_COLUMNS["objects_constituents"], [
+        {"objectid": "10", "constituentid": "1726", "displayorder": "1", "roletype": "artist", "role": "painter"},
+        {"objectid": "11", "constituentid": "1", "displayorder": "0", "roletype": "donor", "role": "donor"},
+        {"objectid": "11", "constituentid": "1107", "displayorder": "1", "roletype": "artist", "role": "painter"},
+    ])
+    (folder / "constituents.csv").write_text(
+        REAL_CONSTITUENTS + '1,,"Donor, A",A Donor,Donor,German,0,,,,German,German,individual,\n')
+    runs = iter(range(10))
+
+    def rows(open_only):
+        home = Home(tmp_path / f"h{next(runs)}")
+        harvest(NgaSource(data=str(folder), open_access_only=open_only, image_size=512),
+                HarvestConfig(manifest="nga", metadata_only=True, client=_cfg().client), home)
+        return {r["source_id"]: r for r in load(home.manifests, "nga").table().to_pylist()}
+
+    got = rows(True)
+    assert set(got) == {"10", "11"}
+    assert got["10"]["artist_nationality"] == "French" and got["11"]["artist_nationality"] == "American"
+    assert got["10"]["license"] == "CC0-1.0" and got["10"]["status"] == "pending"
+    assert got["10"]["image_url"] == f"{base}/u10/full/!683,683/0/default.jpg"       # the primary view
+    got = rows(False)
+    assert set(got) == {"10", "11", "12", "13"}
+    assert got["12"]["license"] is None and got["12"]["is_public_domain"] is False
+    assert got["12"]["image_url"] == f"{base}/u12/full/!640,640/0/default.jpg"       # within its box
+    assert got["13"]["status"] == "failed" and "maxpixels 'n/a' of image u13" in got["13"]["error"]
+    assert got["13"]["image_url"] is None
+    # a copy of the tables with an openaccess column: its flag decides (the box still holds)
+    for img in images:
+        img["openaccess"] = {"u10": "0", "u12": "1"}.get(img["uuid"], "")
+    _write_csv(folder / "published_images.csv", NGA_COLUMNS["published_images"] + ("openaccess",), images)
+    got = rows(True)
+    assert set(got) == {"11", "12"}
+    assert got["12"]["license"] == "CC0-1.0" and got["12"]["image_url"].endswith("/full/!640,640/0/default.jpg")
+
+
 def test_iiif_box_rule():
     assert iiif_box(3000, 2000, 256) == 384          # landscape: the height is the short side
     assert iiif_box(2000, 3000, 256) == 384
     assert iiif_box(1000, 1000, 256) == 256
     assert iiif_box(300, 200, 256) == 300            # never above the image's own size
     assert iiif_box(None, 2000, 256) == 512          # unknown size: twice the side, and a larger fallback
-    assert iiif_box(40000, 30000, 2000, maxpixels=4_000_000) == 2309   # within maxpixels
+    # maxpixels is the side of the box a fair-use image is rendered from: never asked above it
+    assert iiif_box(40000, 30000, 2000, maxpixels=4096) == 2667
+    assert iiif_box(4000, 3000, 512, maxpixels=640) == 640 < iiif_box(4000, 3000, 512)
+    assert iiif_box(None, None, 512, maxpixels=640) == 640
+    assert iiif_box(4000, 3000, 512, maxpixels="") == iiif_box(4000, 3000, 512) == 683
+
+
+def test_open_access_rule():
+    assert open_access({"maxpixels": None}) and open_access({"maxpixels": "", "openaccess": ""})
+    assert not open_access({"maxpixels": "640"})
+    assert open_access({"maxpixels": "640", "openaccess": "1"})           # a copy with the flag: the flag decides
+    assert not open_access({"maxpixels": None, "openaccess": "0"})
 
 
 def test_server_that_ignores_the_size(tmp_path):
@@ -97,7 +251,7 @@ def test_faults_statuses_all_rights_and_zip(tmp_path):
         (folder / "objects.csv").unlink()
         home = Home(tmp_path / "h")
         harvest(NgaSource(data=str(folder), open_access_only=False, image_size=64),
-                _cfg(limit=60, size=64, rate=40), home)
+                _cfg(limit=60, size=64, rate=40, m=m), home)
         df = load(home.manifests, "nga").to_pandas()
         assert len(df) == 60 and {"ok", "failed"} <= set(df.status) <= {"ok", "failed"}
         assert df.artist_nationality.isna().all()              # no constituents tables: no nationality, no error
@@ -117,7 +271,7 @@ def test_faults_statuses_all_rights_and_zip(tmp_path):
                 assert r["license"] == (None if r["source_id"] in closed else "CC0-1.0")
         assert m.max_rate("media") <= 40
         again = harvest(NgaSource(data=str(folder), open_access_only=False, image_size=64),
-                        _cfg(limit=60, size=64), home)
+                        _cfg(limit=60, size=64, m=m), home)
         assert again.skipped == 60 and sum(again.counts.values()) == 60
 
 
@@ -130,7 +284,7 @@ def test_bad_tables_and_cli(tmp_path):
     with pytest.raises(ArtdataError, match=r"no published_images.csv \(nor published_images.zip\)"):
         harvest(NgaSource(data=str(folder)), _cfg(), Home(tmp_path / "x"))
     (folder / "published_images.csv").write_text("uuid,iiifurl,viewtype\nu,http://127.0.0.1:9/x,primary\n")
-    with pytest.raises(ArtdataError, match=r"published_images.csv: missing column\(s\) depictstmsobjectid, openaccess"):
+    with pytest.raises(ArtdataError, match=r"published_images.csv: missing column\(s\) depictstmsobjectid, maxpixels"):
         harvest(NgaSource(data=str(folder)), _cfg(), Home(tmp_path / "x"))
     assert not (tmp_path / "x").exists()
     with Mirror() as m:

@@ -1,15 +1,24 @@
 """The National Gallery of Art, Washington: its open-data CSVs joined locally -> records -> IIIF images.
 
-The museum publishes its collection data as CSV files (a folder of them in its open-data repository):
-`objects.csv` (objectid, title, displaydate, beginyear, endyear, medium, attribution, classification,
-departmentabbr, ...) and `published_images.csv` (uuid, iiifurl, viewtype "primary"/"alternate", width, height,
-maxpixels, depictstmsobjectid -> objects.objectid, openaccess 1/0); `objects_constituents.csv` and
-`constituents.csv`, when present, give the first artist's nationality. DATA is a folder holding them (a `.zip`
-of one CSV is read too) or the URL of such a folder; over HTTP the tables are fetched once, through the same
-polite client as the images. The selection is made from the tables, with no request: objects with a primary
-image, open access only unless asked otherwise, optionally of some classifications. Images come from the
-museum's IIIF server, `{iiifurl}/full/!N,N/0/default.jpg` with N just large enough for `image_size` on the
-shorter side (never above the image's own size, nor its `maxpixels`).
+The museum publishes its collection data as CSV files (a folder of them in its open-data repository; columns in
+its `sql_tables/*.sql` and `documentation/Data Dictionary.txt`): `objects.csv` (objectid, accessionnum, title,
+displaydate, beginyear, endyear, medium, dimensions, attribution, creditline, classification, subclassification,
+visualbrowserclassification, departmentabbr, ...; no rights column: the export drops them) and
+`published_images.csv` (exactly uuid, iiifurl, iiifthumburl, viewtype "primary"/"alternate", sequence, width,
+height, maxpixels, created, modified, depictstmsobjectid -> objects.objectid, assistivetext);
+`objects_constituents.csv` and `constituents.csv`, when present, give the first artist's nationality. DATA is a
+folder holding them (a `.zip` of one CSV is read too) or the URL of such a folder; over HTTP the tables are
+fetched once, through the same polite client as the images. The selection is made from the tables, with no
+request: objects with a primary image, open access only unless asked otherwise, optionally of some
+classifications.
+
+Open access: the table holds the images the NGA owns the rights to and fair-use images, and `maxpixels` is "a
+limitation used to enforce fair use" (the server renders such an image only from a copy fitted in a
+maxpixels x maxpixels box). So an image without `maxpixels` is open access (CC0, the default selection) and one
+with it is not (kept by `--all-rights`, with no licence). A copy of the tables that has an `openaccess` column
+(1/0) is followed where the row has a value. Images come from the museum's IIIF server,
+`{iiifurl}/full/!N,N/0/default.jpg` with N just large enough for `image_size` on the shorter side, never above
+the image's own size nor its `maxpixels` box.
 """
 from __future__ import annotations
 
@@ -25,27 +34,38 @@ import pandas as pd
 from artdata import ArtdataError
 from artdata.harvest import Job
 from artdata.http import PoliteClient
-from artdata.records import STATUS_FILTERED, STATUS_NOT_PUBLIC_DOMAIN, extra_json, new_record
+from artdata.records import STATUS_FAILED, STATUS_FILTERED, STATUS_NOT_PUBLIC_DOMAIN, extra_json, new_record
 from artdata.sources import integer as _int, text as _s
 
 DEFAULT_DATA = "https://raw.githubusercontent.com/NationalGalleryOfArt/opendata/main/data"
 WEBSITE = "https://www.nga.gov/collection"
 OBJECT_COLUMNS = ("objectid", "title")
-IMAGE_COLUMNS = ("depictstmsobjectid", "iiifurl", "viewtype", "openaccess")
+IMAGE_COLUMNS = ("depictstmsobjectid", "iiifurl", "viewtype", "maxpixels")   # and an optional openaccess
 
 
 def iiif_box(width, height, image_size: int, maxpixels=None) -> int:
-    """N of `full/!N,N`: the longer side that gives `image_size` on the shorter one, at most the image's own
-    (and within `maxpixels` when the server states it); 2 x image_size when the size is not known."""
+    """N of `full/!N,N`: the longer side that gives `image_size` on the shorter one, at most the image's own and
+    at most `maxpixels` (the side of the box a fair-use image is rendered from); 2 x image_size when the size is
+    not known."""
     w, h = _int(width), _int(height)
-    if not (w and h and w > 0 and h > 0):
-        return 2 * image_size
-    long_, short = max(w, h), min(w, h)
-    n = min(long_, math.ceil(image_size * long_ / short))
-    mp = _int(maxpixels)
-    if mp and w * h > mp:
-        n = min(n, int(long_ * math.sqrt(mp / (w * h))))
+    if w and h and w > 0 and h > 0:
+        long_, short = max(w, h), min(w, h)
+        n = min(long_, math.ceil(image_size * long_ / short))
+    else:
+        n = 2 * image_size
+    box = _int(maxpixels)
+    if box and box > 0:
+        n = min(n, box)
     return max(1, n)
+
+
+def open_access(img: dict) -> bool:
+    """Whether a published_images row is open access: its `openaccess` flag where the copy has one and the row a
+    value, else no `maxpixels` fair-use limit."""
+    flag = _s(img.get("openaccess"))
+    if flag is not None:
+        return _int(flag) == 1
+    return _s(img.get("maxpixels")) is None
 
 
 def _read_csv(data: bytes, where: str, required: tuple[str, ...]) -> pd.DataFrame:
@@ -141,7 +161,7 @@ class NgaSource:
         return rows
 
     def _why_not(self, obj: dict, img: dict) -> str | None:
-        if self.open_access_only and _int(img.get("openaccess")) != 1:
+        if self.open_access_only and not open_access(img):
             return STATUS_NOT_PUBLIC_DOMAIN
         if self.classifications and (_s(obj.get("classification")) or "").lower() not in \
                 {c.lower() for c in self.classifications}:
@@ -162,12 +182,12 @@ class NgaSource:
         if sid not in self._rows:
             raise ArtdataError(f"object {sid}: no longer in {self.data} (objects.csv with a primary image)")
         obj, img, nationality = self._rows[sid]
-        open_access = _int(img.get("openaccess")) == 1
+        is_open = open_access(img)
         rec = new_record(
             "nga", sid,
             page_url=f"{WEBSITE}/art-object-page.{sid}.html",
-            license="CC0-1.0" if open_access else None,
-            is_public_domain=open_access,
+            license="CC0-1.0" if is_open else None,
+            is_public_domain=is_open,
             title=_s(obj.get("title")),
             artist=_s(obj.get("attribution")),
             artist_nationality=nationality,
@@ -185,10 +205,17 @@ class NgaSource:
         if why:
             rec.update(status=why, error=None if why == STATUS_NOT_PUBLIC_DOMAIN else "not in the selection")
             return Job(rec)
+        box = _s(img.get("maxpixels"))
+        if box is not None and not ((_int(box) or 0) > 0):        # a limit we cannot honour: not asked at all
+            rec.update(status=STATUS_FAILED, error=f"published_images.csv: maxpixels {box[:40]!r} of image "
+                                                   f"{_s(img.get('uuid'))} is not a positive number of pixels")
+            return Job(rec)
         base = img["iiifurl"].rstrip("/")
         n = iiif_box(img.get("width"), img.get("height"), self.image_size, img.get("maxpixels"))
         urls = [f"{base}/full/!{n},{n}/0/default.jpg"]
-        if not (_int(img.get("width")) and _int(img.get("height"))):
-            urls.append(f"{base}/full/!{4 * self.image_size},{4 * self.image_size}/0/default.jpg")
+        if not (_int(img.get("width")) and _int(img.get("height"))):      # a larger try, within the box too
+            big = iiif_box(None, None, 2 * self.image_size, img.get("maxpixels"))
+            if big > n:
+                urls.append(f"{base}/full/!{big},{big}/0/default.jpg")
         rec["image_url"] = urls[0]
         return Job(rec, urls, min_side=self.image_size)
