@@ -3,13 +3,19 @@ sample (public-domain objects), and an Image API service (v2 and v3) on the medi
 
     api:   /iiif/{2,3}/collection.json               top collection -> one sub-collection per department
            /iiif/{2,3}/collection/<dept>.json        -> the department's manifests
-           /iiif/{2,3}/manifest/<id>.json            one object, one canvas
+           /iiif/{2,3}/manifest/<id>.json            one object, one canvas (404 for an id it does not hold,
+                                                     410 Gone for an object the faults withdraw)
+           /iiif/{2,3}/static/<id>.json              the same object as the cookbook's "simplest manifest -
+                                                     single image": a canvas whose image is a plain JPEG
+                                                     file (`body` / `resource` with its id, no service)
     media: /iiif-img/{2,3}/<id>/info.json            width, height (and, for v2, a cached 843 px size)
            /iiif-img/{2,3}/<id>/full/<size>/0/default.jpg
+           /iiif-static/<id>.jpg                     the static file, STATIC_SIDE px on its longer side
 
 Faults (on top of the mirror's usual 403/429/5xx/truncated/slow/corrupt ones): `iiif_info_error` answers a
 500 for a fraction of info.json documents; `iiif_ignore_size` serves the native size whatever is asked.
-Every image request's size parameter is logged in `Mirror.iiif_sizes`.
+Every image request's size parameter is logged in `Mirror.iiif_sizes`, every static file fetched in
+`Mirror.iiif_static`.
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ from artdata.mirror import Mirror, Response, _slug, aspect_size, json_response
 
 NATIVE_SIDE = 2400        # longest side of the "full resolution" images
 CACHED_WIDTH = 843        # the size v2 info.json lists (as the Art Institute of Chicago's server does)
+STATIC_SIDE = 1800        # longest side of the static files (the cookbook recipe's image is 1200 x 1800)
 CC0 = "http://creativecommons.org/publicdomain/zero/1.0/"
 
 
@@ -35,12 +42,23 @@ def _meta(r: dict) -> list[tuple[str, str]]:
     return [(k, str(v)) for k, v in pairs if v and str(v).strip() and str(v) != "nan"]
 
 
-def manifest(m: Mirror, version: int, oid: str) -> dict:
+def manifest(m: Mirror, version: int, oid: str, static: bool = False) -> dict:
+    """The object's manifest; `static`: its image a plain JPEG file with no image service."""
     r = m.met.rows[oid]
     api, media = m.base("api"), m.base("media")
-    mid = f"{api}/iiif/{version}/manifest/{oid}.json"
+    mid = f"{api}/iiif/{version}/{'static' if static else 'manifest'}/{oid}.json"
     svc = f"{media}/iiif-img/{version}/{oid}"
-    w, h = aspect_size(f"iiif:{oid}", NATIVE_SIDE)
+    w, h = aspect_size(f"iiif:{oid}", STATIC_SIDE if static else NATIVE_SIDE)
+    doc = _manifest(m, version, oid, r, mid, svc, w, h)
+    if static:
+        canvas = doc["sequences"][0]["canvases"][0] if version == 2 else doc["items"][0]
+        image = canvas["images"][0]["resource"] if version == 2 else canvas["items"][0]["items"][0]["body"]
+        image.pop("service")
+        image["@id" if version == 2 else "id"] = f"{media}/iiif-static/{oid}.jpg"
+    return doc
+
+
+def _manifest(m: Mirror, version: int, oid: str, r: dict, mid: str, svc: str, w: int, h: int) -> dict:
     title = str(r.get("Title") or f"Object {oid}")
     page = r.get("Link Resource") or f"https://www.metmuseum.org/art/collection/search/{oid}"
     if version == 2:
@@ -100,15 +118,18 @@ def collection(m: Mirror, version: int, dept: str | None) -> dict:
 
 
 def presentation_route(m: Mirror, path: str, query: dict) -> Response:
-    hit = re.fullmatch(r"/iiif/([23])/(collection\.json|collection/([^/]+)\.json|manifest/(\d+)\.json)", path)
+    hit = re.fullmatch(r"/iiif/([23])/(collection\.json|collection/([^/]+)\.json|(manifest|static)/(\d+)\.json)",
+                       path)
     if not hit:
         return json_response({"error": "not found"}, 404)
     version = int(hit.group(1))
-    if hit.group(4):
-        oid = hit.group(4)
+    if hit.group(5):
+        oid = hit.group(5)
         if oid not in _rows(m):
             return json_response({"error": "not found"}, 404)
-        return json_response(manifest(m, version, oid))
+        if m.faults.pick("withdrawn", f"iiif:{oid}", m.faults.withdrawn):
+            return Response(410, b"<html><body><h1>410 Gone</h1></body></html>", "text/html")
+        return json_response(manifest(m, version, oid, static=hit.group(4) == "static"))
     doc = collection(m, version, hit.group(3))
     return json_response(doc) if doc is not None else json_response({"error": "not found"}, 404)
 
@@ -164,6 +185,19 @@ def image_route(m: Mirror, path: str, query: dict) -> Response:
     return Response(200, data, "image/jpeg")
 
 
+def static_route(m: Mirror, path: str, query: dict) -> Response:
+    hit = re.fullmatch(r"/iiif-static/(\d+)\.jpg", path)
+    if not hit or hit.group(1) not in _rows(m):
+        return Response(404, b"not found", "text/plain")
+    oid = hit.group(1)
+    m.iiif_static.append(oid)
+    r = m.met.rows[oid]
+    return Response(200, m.image(f"iiif:{oid}", str(r.get("Department") or ""), aspect_size(f"iiif:{oid}",
+                    STATIC_SIDE), str(r.get("Culture") or "")), "image/jpeg")
+
+
 def attach(m: Mirror) -> None:
+    m.iiif_static = []
     m.add_route("api", "/iiif/", presentation_route)
     m.add_route("media", "/iiif-img/", image_route)
+    m.add_route("media", "/iiif-static/", static_route)

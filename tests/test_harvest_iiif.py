@@ -12,7 +12,7 @@ from artdata.images import ImageConfig
 from artdata.manifest import load
 from artdata.mirror import Faults, Mirror
 from artdata.paths import Home
-from artdata.sources.iiif import IiifSource, canvases, image_service, size_request, text
+from artdata.sources.iiif import IiifSource, canvases, image_service, size_request, static_image, text
 
 
 def _cfg(limit=12, size=128, rate=50.0, **kw):
@@ -137,3 +137,100 @@ def test_iiif_parsing_helpers():
     assert size_request(info, 256) == "400," and size_request(info, 500) == "1000," and size_request(info, 900) == ",900"
     assert size_request({"width": 300, "height": 500}, 512) == "300,"        # never upscaled nor full
     assert size_request(None, 256) == "!512,512"
+
+
+def _listing(tmp_path, urls, name="manifests.txt"):
+    path = tmp_path / name
+    path.write_text("".join(u + "\n" for u in urls))
+    return str(path)
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_gone_manifests_are_not_found(tmp_path, version):
+    """A manifest answering 404 (an id the site does not hold) or 410 (withdrawn) is `not_found`, never
+    `failed`: listed in a file, in a collection, or with --all-canvases; only a listing whose every URL is gone
+    stops the run (one line, nothing left behind)."""
+    faults = Faults(seed=5, withdrawn=0.3)
+    with Mirror(faults=faults) as m:
+        api = m.base("api")
+        oids = [o for o, r in m.met.rows.items() if r.get("Is Public Domain")][:12]
+        gone = {o for o in oids if faults.pick("withdrawn", f"iiif:{o}", faults.withdrawn)}
+        missing = next(o for o in m.met.ids if not m.met.rows[o].get("Is Public Domain"))
+        assert gone and set(oids) - gone
+        urls = [f"{api}/iiif/{version}/manifest/{o}.json" for o in oids + [missing]]
+        for all_canvases in (False, True):
+            home = Home(tmp_path / f"list-{all_canvases}")
+            res = harvest(IiifSource([_listing(tmp_path, urls)], image_size=64, all_canvases=all_canvases),
+                          _cfg(None, 64), home)
+            assert res.counts == {"ok": len(oids) - len(gone), "not_found": len(gone) + 1}
+            df = load(home.manifests, "iiif").to_pandas().set_index("source_id")
+            for o in gone:
+                assert df.loc[urls[oids.index(o)], "status"] == "not_found"
+                assert df.loc[urls[oids.index(o)], "error"] == f"HTTP 410 from {urls[oids.index(o)]}"
+            assert df.loc[urls[-1], "status"] == "not_found" and df.loc[urls[-1], "error"].startswith("HTTP 404 ")
+        # a collection listing withdrawn manifests
+        home = Home(tmp_path / "collection")
+        res = _harvest(m, home, version, limit=30, size=64)
+        df = load(home.manifests, "iiif").to_pandas()
+        oid = df.source_id.str.rsplit("/", n=1).str[-1].str[:-5]
+        withdrawn = {o for o in oid if faults.pick("withdrawn", f"iiif:{o}", faults.withdrawn)}
+        assert withdrawn and set(oid[df.status == "not_found"]) == withdrawn
+        assert res.counts == {"ok": 30 - len(withdrawn), "not_found": len(withdrawn)}
+        # every URL gone: the run says so
+        for url in (urls[-1], urls[oids.index(sorted(gone)[0])]):
+            with pytest.raises(ArtdataError, match=r"^HTTP (404|410) from http://127\.0\.0\.1:\d+/iiif/"):
+                harvest(IiifSource([url]), _cfg(), Home(tmp_path / "none"))
+        assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_static_image_canvases(tmp_path, version):
+    """A canvas whose image is a plain JPEG with no image service (the cookbook's simplest manifest: v3 `body`,
+    v2 `resource`, only an id) is an image: the file is fetched, resized here, `ok`; an oversized one is refused
+    by the same pixel guard as every image."""
+    with Mirror() as m:
+        api = m.base("api")
+        oids = [o for o, r in m.met.rows.items() if r.get("Is Public Domain")][:4]
+        urls = [f"{api}/iiif/{version}/static/{o}.json" for o in oids]
+        home = Home(tmp_path / "h")
+        res = harvest(IiifSource([_listing(tmp_path, urls)], image_size=96), _cfg(None, 96), home)
+        assert res.counts == {"ok": len(oids)}
+        df = load(home.manifests, "iiif").to_pandas()
+        assert (df.image_url.str.endswith(".jpg") & df.image_url.str.contains("/iiif-static/")).all()
+        assert (df[["orig_width", "orig_height"]].max(axis=1) == 1800).all()      # the file as published
+        assert (df[["width", "height"]].min(axis=1) == 96).all()                  # resized here
+        assert sorted(m.iiif_static) == sorted(oids) and m.iiif_sizes == []       # no image service asked
+        assert df.title.notna().all() and (df.license == "http://creativecommons.org/publicdomain/zero/1.0/").all()
+        # the same pixel guard as any image: a file declaring more pixels than allowed is refused
+        cfg = HarvestConfig(manifest="iiif", image=ImageConfig(size=96, max_pixels=1_000_000), workers=1,
+                            client=_cfg().client)
+        res = harvest(IiifSource([_listing(tmp_path, urls, "again.txt")], image_size=96), cfg, Home(tmp_path / "g"))
+        df = load(Home(tmp_path / "g").manifests, "iiif").to_pandas()
+        assert res.counts == {"failed": len(oids)}
+        assert df.error.str.contains("decompression bomb").all() and df.error.str.contains("/iiif-static/").all()
+
+
+def test_static_and_service_free_canvases_parsed():
+    """The cookbook's recipe 0001 (v3: a PNG `body` with only an id) and its v2 form; a canvas with no image at
+    all, or a non-http id, is not an image."""
+    v3 = {"items": [{"id": "https://example.org/c/p1", "type": "Canvas", "height": 1800, "width": 1200, "items": [
+        {"id": "https://example.org/page/p1/1", "type": "AnnotationPage", "items": [
+            {"id": "https://example.org/annotation/p0001-image", "type": "Annotation", "motivation": "painting",
+             "body": {"id": "http://iiif.io/api/presentation/2.1/example/fixtures/resources/page1-full.png",
+                      "type": "Image", "format": "image/png", "height": 1800, "width": 1200},
+             "target": "https://example.org/c/p1"}]}]}]}
+    canvas = canvases(v3)[0]
+    assert image_service(canvas) is None
+    assert static_image(canvas) == "http://iiif.io/api/presentation/2.1/example/fixtures/resources/page1-full.png"
+    v2 = {"sequences": [{"canvases": [{"@id": "c1", "images": [{"@type": "oa:Annotation", "resource": {
+        "@id": "https://example.org/images/page1.jpg", "@type": "dctypes:Image", "format": "image/jpeg"}}]}]}]}
+    assert image_service(canvases(v2)[0]) is None
+    assert static_image(canvases(v2)[0]) == "https://example.org/images/page1.jpg"
+    assert static_image({"items": []}) is None and static_image({"images": []}) is None
+    assert static_image({"images": [{"resource": {"@id": "file:///etc/passwd", "format": "image/jpeg"}}]}) is None
+    assert static_image({"images": [{"resource": {"@id": "https://example.org/notes.txt",
+                                                  "format": "text/plain"}}]}) is None
+    # a Choice: its default (v2) / first item (v3)
+    choice3 = {"items": [{"type": "Canvas", "items": [{"items": [{"body": {"type": "Choice", "items": [
+        {"id": "https://example.org/a.jpg", "type": "Image"}, {"id": "https://example.org/b.jpg", "type": "Image"}]}}]}]}]}
+    assert static_image(canvases(choice3)[0]) == "https://example.org/a.jpg"

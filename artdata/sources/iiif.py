@@ -5,7 +5,11 @@ For each manifest (the first canvas, or every canvas with `all_canvases`), the c
 image's width and height (and the sizes the server has cached), so the request is `full/N,` or `full/,N`
 with the shorter side at least `image_size` (a cached size at least that large when the server lists one).
 When info.json cannot be read, the request is `full/!M,M` with M twice the size. A server that ignores the
-size is fine: the image store resizes what comes. Metadata label/value pairs are kept (in `extra`) and the
+size is fine: the image store resizes what comes. A canvas whose image has no Image API service (a v3 `body`
+or v2 `resource` with only the `id` / `@id` of a JPEG or PNG file, the cookbook's simplest manifest) is an
+image too: the file is fetched and resized here, under the same body cap and pixel guard as every image; a
+canvas with no image at all is `no_image`. A manifest that answers 404 or 410 is `not_found` (and a listing
+whose every URL is gone is an error). Metadata label/value pairs are kept (in `extra`) and the
 usual labels (Artist, Date, Culture, Medium...) fill the schema's fields; the licence comes from `rights`
 (v3) or `license` (v2), the attribution from `requiredStatement` / `attribution`.
 """
@@ -18,7 +22,7 @@ from pathlib import Path
 from artdata import ArtdataError
 from artdata.harvest import Job, decode_json
 from artdata.http import FetchError, PoliteClient
-from artdata.records import STATUS_NO_IMAGE, extra_json, new_record
+from artdata.records import STATUS_NO_IMAGE, STATUS_NOT_FOUND, extra_json, new_record
 
 MAX_DEPTH = 5              # collections inside collections
 MAX_MANIFESTS = 1_000_000  # a bound on what one listing may expand to
@@ -33,7 +37,12 @@ LABELS = {
     "type": "classification", "department": "department", "dimensions": "dimensions",
     "object name": "object_name",
 }
+GONE = (404, 410)           # a document answering these does not exist: its record is `not_found`
 PUBLIC_DOMAIN_MARKS = ("creativecommons.org/publicdomain/zero", "creativecommons.org/publicdomain/mark")
+
+
+class Gone(ArtdataError):
+    """A IIIF document that answered 404 or 410."""
 
 
 def text(value) -> str | None:
@@ -71,21 +80,50 @@ def canvases(manifest: dict) -> list[dict]:
     return list(seqs[0].get("canvases") or []) if seqs else []
 
 
+def _resources(canvas: dict) -> list[dict]:
+    """The painted resources of a canvas in order: v3 AnnotationPage -> Annotation -> body, v2 images[].resource
+    (a Choice gives its default / first item)."""
+    out = []
+    if "items" in canvas:
+        annos = [a for page in canvas.get("items") or [] if isinstance(page, dict)
+                 for a in page.get("items") or [] if isinstance(a, dict)]
+        found = [a.get("body") for a in annos]
+    else:
+        found = [img.get("resource") for img in canvas.get("images") or [] if isinstance(img, dict)]
+    for body in found:
+        body = body[0] if isinstance(body, list) and body else body
+        if isinstance(body, dict) and "choice" in str(body.get("type") or body.get("@type") or "").lower():
+            body = body.get("default") or (body.get("items") or body.get("item") or [None])[0]
+            body = body[0] if isinstance(body, list) and body else body
+        if isinstance(body, dict):
+            out.append(body)
+    return out
+
+
 def image_service(canvas: dict) -> tuple[str, int] | None:
-    """(service base URL, Image API version) of a canvas's first image, or None."""
-    if "items" in canvas:                                      # v3: AnnotationPage -> Annotation -> body
-        for page in canvas.get("items") or []:
-            for anno in page.get("items") or []:
-                body = anno.get("body") or {}
-                body = body[0] if isinstance(body, list) and body else body
-                svc = _service(body)
-                if svc:
-                    return svc
-        return None
-    for img in canvas.get("images") or []:                     # v2: images[].resource.service
-        svc = _service(img.get("resource") or {})
+    """(service base URL, Image API version) of a canvas's first image with an Image API service, or None."""
+    for body in _resources(canvas):
+        svc = _service(body)
         if svc:
             return svc
+    return None
+
+
+STATIC_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff")
+
+
+def static_image(canvas: dict) -> str | None:
+    """The URL of a canvas's first image that has no Image API service (a Presentation 3 `body` or 2 `resource`
+    with only its `id` / `@id`: a JPEG or PNG file, as in the cookbook's simplest manifest), or None."""
+    for body in _resources(canvas):
+        url = _id(body)
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            continue
+        kind = str(body.get("type") or body.get("@type") or "").split(":")[-1].lower()
+        fmt = str(body.get("format") or "").lower()
+        path = url.split("?", 1)[0].split("#", 1)[0].lower()
+        if kind == "image" or fmt.startswith("image/") or path.endswith(STATIC_SUFFIXES):
+            return url
     return None
 
 
@@ -168,10 +206,15 @@ class IiifSource:
     all_canvases: bool = False
     name: str = "iiif"
     _docs: dict = field(default_factory=dict, repr=False)
+    _gone: dict = field(default_factory=dict, repr=False)      # url -> "HTTP 404 from url"
     _lock: asyncio.Lock | None = field(default=None, repr=False)
 
     def selection(self) -> dict:
         return {"urls": self.urls, "image_size": self.image_size, "all_canvases": self.all_canvases}
+
+    def user_urls(self) -> list[str]:
+        """The URLs the user gave, those of listing files included: their hosts are the user's choice."""
+        return self._start_urls()
 
     def _start_urls(self) -> list[str]:
         out = []
@@ -198,7 +241,13 @@ class IiifSource:
             self._lock = asyncio.Lock()
         if url in self._docs:
             return self._docs[url]
+        if url in self._gone:
+            raise Gone(self._gone[url])
         resp = await client.get(url)
+        if resp.status_code in GONE:
+            if len(self._gone) < 100_000:
+                self._gone[url] = f"HTTP {resp.status_code} from {url}"
+            raise Gone(f"HTTP {resp.status_code} from {url}")
         if resp.status_code != 200:
             raise ArtdataError(f"HTTP {resp.status_code} from {url}")
         doc = decode_json(resp, "IIIF document")
@@ -211,12 +260,18 @@ class IiifSource:
     async def ids(self, client: PoliteClient) -> list[str]:
         ids: list[str] = []
         seen: set[str] = set()
+        gone: list[Gone] = []
 
         async def walk(url: str, depth: int):
             if url in seen or len(ids) >= MAX_MANIFESTS:
                 return
             seen.add(url)
-            doc = await self._get(client, url)
+            try:
+                doc = await self._get(client, url)
+            except Gone as exc:         # listed but gone: a not_found record (unless nothing else is listed)
+                gone.append(exc)
+                ids.append(url)
+                return
             kind = _kind(doc)
             if kind == "collection":
                 if depth >= MAX_DEPTH:
@@ -240,26 +295,40 @@ class IiifSource:
 
         for u in self._start_urls():
             await walk(u, 0)
+        if gone and len(gone) == len(ids):      # every URL given or listed is gone: say so, leave nothing behind
+            raise gone[0]
         return ids
 
     async def _add_manifest(self, client, url: str, ids: list[str], doc: dict | None = None) -> None:
         if not self.all_canvases:
             ids.append(url)
             return
-        doc = doc or await self._get(client, url)
+        if doc is None:
+            try:
+                doc = await self._get(client, url)
+            except (ArtdataError, FetchError):      # gone or unreadable: its record says so (not_found / failed)
+                ids.append(url)
+                return
         n = len(canvases(doc))
         ids.extend(url if i == 0 else f"{url}#canvas={i}" for i in range(max(1, n)))
 
     async def job(self, client: PoliteClient, sid: str) -> Job:
         url, _, frag = sid.partition("#canvas=")
         index = int(frag) if frag else 0
-        manifest = await self._get(client, url)
+        try:
+            manifest = await self._get(client, url)
+        except Gone as exc:
+            return Job(new_record("iiif", sid, status=STATUS_NOT_FOUND, error=str(exc)))
         items = canvases(manifest)
         canvas = items[index] if index < len(items) else None
         rec = record_from_manifest(sid, manifest, canvas)
         svc = image_service(canvas) if canvas else None
         if svc is None:
-            rec.update(status=STATUS_NO_IMAGE, error="no IIIF image service on the canvas" if canvas else "no canvas")
+            static = static_image(canvas) if canvas else None
+            if static:              # a plain image file: fetched whole, checked and resized here like any image
+                rec["image_url"] = static
+                return Job(rec, [static])
+            rec.update(status=STATUS_NO_IMAGE, error="no image on the canvas" if canvas else "no canvas")
             return Job(rec)
         service, version = svc
         info = None
