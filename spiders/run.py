@@ -59,7 +59,7 @@ def build_settings(home: Home, jobdir: Path, *, manifest: str, images: bool, ima
             import scrapy_redis  # noqa: F401
         except ImportError:
             raise ArtdataError("--redis-url needs scrapy-redis: pip install scrapy-redis") from None
-        s.set("SCHEDULER", "scrapy_redis.scheduler.Scheduler")
+        s.set("SCHEDULER", "artdata.spiders.redis_scheduler.RedisScheduler")   # the login stays out of Redis
         s.set("DUPEFILTER_CLASS", "scrapy_redis.dupefilter.RFPDupeFilter")
         s.set("SCHEDULER_PERSIST", True)
         s.set("REDIS_URL", redis_url)

@@ -41,6 +41,7 @@ SALE_LABELS = {
 # login (paid pages)
 LOGIN_URL = "{base}/login.html"
 LOGIN_FORM = "//form[@id='login-form']"
+LOGIN_FORM_FIELDS = ".//input[@name and not(@type='submit' or @type='button' or @type='image' or @type='reset')]"
 LOGIN_USER_FIELD = "UserName"
 LOGIN_PASSWORD_FIELD = "Password"
 LOGGED_IN_MARK = "Log out"

@@ -319,6 +319,223 @@ def test_login_from_environment_never_stored(tmp_path):
                 assert b"s3cret-Pa55" not in f.read_bytes(), f
 
 
+# ---------------------------------------------------------------- the password never reaches the disk
+
+PASSWORD = "s3cr&t Pa55/é"          # url-encoded in the POST body: s3cr%26t+Pa55%2F%C3%A9
+
+
+def _secret_forms(secret: str) -> set[bytes]:
+    """The password as it could be written: raw (UTF-8, Latin-1), url-encoded (form or path style), base64."""
+    from base64 import b64encode
+    from urllib.parse import quote, quote_plus
+    forms = {secret.encode(), secret.encode("latin-1"), quote_plus(secret).encode(), quote(secret).encode(),
+             quote(secret, safe="").encode()}
+    return forms | {b64encode(f) for f in forms}
+
+
+def _files_holding(root: Path, secret: str) -> list[str]:
+    """Every file under `root` (recursively, binary) holding the password in any form, also inside a
+    gzip/zlib/bz2/xz-compressed file and inside a pickle (Scrapy's queues and cache are pickles)."""
+    import bz2
+    import gzip
+    import lzma
+    import pickle
+    import zlib
+    forms = _secret_forms(secret)
+    hits = []
+    for f in sorted(root.rglob("*")):
+        if not f.is_file() or f.is_symlink():
+            continue
+        data = f.read_bytes()
+        seen = [data]
+        for unpack in (gzip.decompress, zlib.decompress, bz2.decompress, lzma.decompress):
+            try:
+                seen.append(unpack(data))
+            except Exception:
+                pass
+        for blob in list(seen):
+            try:
+                seen.append(repr(pickle.loads(blob)).encode("utf-8", "backslashreplace"))
+            except Exception:
+                pass
+        if any(form in blob for blob in seen for form in forms):
+            hits.append(str(f.relative_to(root)))
+    return hits
+
+
+def test_secret_forms_are_found(tmp_path):
+    """The search below can fail: it finds the password raw, url-encoded, pickled and compressed."""
+    import gzip
+    import pickle
+    from urllib.parse import urlencode
+    body = urlencode({"UserName": "demo", "Password": PASSWORD}).encode()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "q00000").write_bytes(b"\x00\x01" + pickle.dumps({"body": body, "method": "POST"}))
+    (tmp_path / "cache.gz").write_bytes(gzip.compress(body))
+    (tmp_path / "log").write_text(f"password={PASSWORD}\n")
+    (tmp_path / "clean").write_bytes(b"UserName=demo&Password=other")
+    assert _files_holding(tmp_path, PASSWORD) == ["a/q00000", "cache.gz", "log"]
+
+
+def _login_request(monkeypatch):
+    from artdata.spiders.mirror_routes import FindartinfoSite
+    monkeypatch.setenv("FINDARTINFO_USER", "demo")
+    monkeypatch.setenv("FINDARTINFO_PASSWORD", PASSWORD)
+    url = f"{BASE}/login.html"
+    form = HtmlResponse(url=url, body=FindartinfoSite(letters="A", artists_per_letter=1).login_page().encode(),
+                        encoding="utf-8", request=Request(url))
+    (req,) = list(spider().login(form))
+    return req
+
+
+def test_login_request_is_built_from_the_form_and_never_serialized(monkeypatch):
+    from urllib.parse import parse_qs
+    from scrapy.downloadermiddlewares.retry import get_retry_request
+    from artdata.spiders.spiders.findartinfo import LoginRequest
+    req = _login_request(monkeypatch)
+    assert isinstance(req, LoginRequest) and req.method == "POST" and req.url == f"{BASE}/login.html"
+    assert parse_qs(req.body.decode()) == {"__RequestVerificationToken": ["tok-123"], "UserName": ["demo"],
+                                           "Password": [PASSWORD]}
+    assert req.meta["dont_cache"] and PASSWORD not in repr(req)
+    retry = get_retry_request(req, spider=spider(), reason="503 Service Unavailable")
+    for r in (req, retry):                                  # a retry keeps the class: kept in memory too
+        assert isinstance(r, LoginRequest)
+        with pytest.raises(ValueError, match="kept in memory"):
+            r.to_dict(spider=spider())
+    import pickle
+    with pytest.raises(TypeError):
+        pickle.dumps(req)
+
+
+def test_scrapy_scheduler_keeps_the_login_out_of_the_job_folder(tmp_path, monkeypatch):
+    """Scrapy's own scheduler with a JOBDIR: the login (and its retry) goes to the memory queue, a page to
+    the disk queue; closed (as on Ctrl-C) the job folder keeps the page, not the login."""
+    from scrapy.core.scheduler import Scheduler
+    from scrapy.downloadermiddlewares.retry import get_retry_request
+    login = _login_request(monkeypatch)
+    # the disk-or-memory choice is the Scheduler's, whatever the priority queue (the default one needs an engine)
+    crawler = get_crawler(FindartinfoSpider, settings_dict={"JOBDIR": str(tmp_path / "job"),
+                                                            "SCHEDULER_PRIORITY_QUEUE": "scrapy.pqueues.ScrapyPriorityQueue"})
+    sp = FindartinfoSpider(base_url=BASE)
+    sp.crawler, crawler.spider = crawler, sp
+    sched = Scheduler.from_crawler(crawler)
+    sched.open(sp)
+    page = Request(f"{BASE}/english/C/browse-by-artist.html", callback=sp.parse_index, cb_kwargs={"page": 1})
+    assert sched.enqueue_request(get_retry_request(login, spider=sp, reason="503"))
+    assert sched.enqueue_request(page)
+    assert crawler.stats.get_value("scheduler/enqueued/memory") == 1
+    assert crawler.stats.get_value("scheduler/enqueued/disk") == 1
+    sched.close("shutdown")
+    assert _files_holding(tmp_path, PASSWORD) == []
+    again = Scheduler.from_crawler(crawler)                 # the resumed job: the page, and only the page
+    again.open(sp)
+    assert len(again) == 1 and again.next_request().url == page.url
+    again.close("finished")
+
+
+def test_redis_scheduler_keeps_the_login_out_of_redis(monkeypatch):
+    """`--redis-url`: the login waits in this process's memory; pages go to the shared Redis queue
+    (here a recorder standing in for the Redis client: what would be sent)."""
+    from artdata.spiders.redis_scheduler import RedisScheduler
+
+    class Recorder:
+        def __init__(self):
+            self.sent = []
+
+        def execute_command(self, *args):
+            self.sent.append(args)
+
+        def zcard(self, key):
+            return sum(a[0] == "ZADD" for a in self.sent)
+
+    class NoDupes:
+        def request_seen(self, request):
+            return False
+
+    login = _login_request(monkeypatch)
+    server = Recorder()
+    sched = RedisScheduler(server=server, persist=True, dupefilter=NoDupes())
+    sp = spider()
+    sched.open(sp)
+    page = Request(f"{BASE}/english/C/browse-by-artist.html", callback=sp.parse_index, cb_kwargs={"page": 1})
+    assert sched.enqueue_request(login) and sched.enqueue_request(page)
+    assert len(server.sent) == 1 and page.url.encode() in server.sent[0][-1]
+    assert not any(f in repr(server.sent).encode() for f in _secret_forms(PASSWORD))
+    assert len(sched) == 2 and sched.has_pending_requests()
+    assert sched.next_request() is login and len(sched) == 1
+
+
+class _FlakyLogin:
+    """The mirror's login, whose POST answers 503 with Retry-After while `down` is set (a GET, the form,
+    always works); counts the POST attempts."""
+
+    def __init__(self, m: Mirror, retry_after: float):
+        self.login = next(fn for role, prefix, fn in m.routes if role == "api" and prefix == "/login.html")
+        self.retry_after, self.down, self.posts, self.ok = retry_after, True, 0, 0
+        m.add_route("api", "/login.html", self)
+
+    def __call__(self, m, path, q):
+        from artdata.mirror import Response
+        if q.get("_body") is None:
+            return self.login(m, path, q)
+        self.posts += 1
+        if self.down:
+            return Response(503, b"<html><body>Service Unavailable</body></html>", "text/html",
+                            {"Retry-After": f"{self.retry_after:g}"})
+        resp = self.login(m, path, q)
+        self.ok += "Set-Cookie" in resp.headers
+        return resp
+
+
+def _wait_for(cond, what: str, timeout: float = 90.0, proc=None):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the crawl ended (exit {proc.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout:g}s")
+        time.sleep(0.02)
+
+
+def test_ctrl_c_while_the_login_is_retried_writes_no_password(tmp_path):
+    """Ctrl-C while the login POST is being retried (503 + Retry-After): neither the job folder (Scrapy's
+    pickled request queue), the HTTP cache nor anything else under the home holds the password, in any
+    form; the same command then logs in and crawls."""
+    with Mirror() as m:
+        attach(m, password=PASSWORD)
+        flaky = _FlakyLogin(m, retry_after=3)     # 6 retries: a window of 15 s after the second attempt
+        home = Home(tmp_path / "home")
+        env = dict(os.environ, FINDARTINFO_USER="demo", FINDARTINFO_PASSWORD=PASSWORD)
+        cmd = [sys.executable, "-m", "artdata", "crawl", "findartinfo", "--base-url", m.base("api"),
+               "--letters", "C", "--max-pages", "1", "--metadata-only", "--http-cache", "--delay", "0",
+               "--concurrency", "4", "--home", str(home.root)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            _wait_for(lambda: flaky.posts >= 2, "retried login POST", proc=proc)   # the first retry went out
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert flaky.posts < 7, "the login gave up before the Ctrl-C: the crawl was not interrupted mid-retry"
+        assert "finished: shutdown" in out + err and "Interrupted" in out + err, out + err
+        assert m.logs["api"].count(prefix="/english/") == 0            # still logging in when stopped
+        jobs = list(home.harvest.glob("findartinfo-*/scrapy"))
+        assert len(jobs) == 1 and (jobs[0] / "requests.queue").is_dir()  # the job folder Scrapy resumes from
+        assert PASSWORD not in out + err and _files_holding(home.root, PASSWORD) == []
+
+        flaky.down = False
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert flaky.ok == 1
+        df = load(home.manifests, "findartinfo").to_pandas()
+        sold = df[~df.unsold.fillna(False)]
+        assert len(sold) and sold.price_with_premium.notna().all()          # the paid details: logged in
+        assert PASSWORD not in r.stdout + r.stderr and _files_holding(home.root, PASSWORD) == []
+        assert (home.root / "httpcache").is_dir()
+
+
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory):
     """A real Redis on loopback (Debian's redis-server, installed with apt when missing; needs root)."""

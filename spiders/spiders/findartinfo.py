@@ -21,6 +21,25 @@ def _text(sel, xpath) -> str:
     return " ".join(t.strip() for t in sel.xpath(xpath).getall() if t.strip())
 
 
+class LoginRequest(FormRequest):
+    """The login POST, whose body holds the password: Scrapy keeps it in memory only.
+
+    Scrapy's scheduler pushes a request into the JOBDIR disk queue (a pickle in the job folder, kept
+    when the crawl is stopped) through `to_dict`, and puts a request whose `to_dict` raises ValueError
+    in its memory queue instead; a retry (`request.copy()`) keeps the class, so a login retried when
+    Ctrl-C comes is dropped, never written (a resumed crawl logs in again). The scrapy-redis scheduler
+    is given `artdata.spiders.redis_scheduler.RedisScheduler`, which keeps it out of Redis the same
+    way, and the request is marked `dont_cache` for the HTTP cache."""
+
+    memory_only = True
+
+    def to_dict(self, *, spider=None):
+        raise ValueError("the findartinfo login holds the password: kept in memory, never in the job folder")
+
+    def __reduce__(self):
+        raise TypeError("the findartinfo login holds the password and is never pickled")
+
+
 class FindartinfoSpider(scrapy.Spider):
     name = "findartinfo"
 
@@ -53,19 +72,35 @@ class FindartinfoSpider(scrapy.Spider):
                                  cb_kwargs={"page": 1})
 
     def login(self, response):
-        # credentials come from the environment only; they are never logged or stored
-        return FormRequest.from_response(
-            response, formxpath=S.LOGIN_FORM,
-            formdata={S.LOGIN_USER_FIELD: os.environ["FINDARTINFO_USER"],
-                      S.LOGIN_PASSWORD_FIELD: os.environ["FINDARTINFO_PASSWORD"]},
-            callback=self.after_login, dont_filter=True, meta={"dont_cache": True})
+        # credentials come from the environment only; they are never logged or stored (see LoginRequest)
+        form = response.xpath(S.LOGIN_FORM)
+        if not form:
+            self.logger.error(f"findartinfo login: no login form at {response.url} (selectors.LOGIN_FORM); "
+                              f"crawling without the paid details")
+            self.crawler.stats.set_value("artdata/login", "no form")
+            yield from self.entry_requests()
+            return
+        fields = {i.attrib["name"]: i.attrib.get("value", "") for i in form.xpath(S.LOGIN_FORM_FIELDS)}
+        fields[S.LOGIN_USER_FIELD] = os.environ["FINDARTINFO_USER"]
+        fields[S.LOGIN_PASSWORD_FIELD] = os.environ["FINDARTINFO_PASSWORD"]
+        yield LoginRequest(response.urljoin(form.attrib.get("action") or response.url), formdata=fields,
+                           callback=self.after_login, errback=self.login_error, dont_filter=True,
+                           meta={"dont_cache": True, "handle_httpstatus_all": True})
 
     def after_login(self, response):
-        if S.LOGGED_IN_MARK not in response.text:
-            self.logger.error("findartinfo login failed (check FINDARTINFO_USER / FINDARTINFO_PASSWORD)")
+        if response.status != 200 or S.LOGGED_IN_MARK not in response.text:
+            why = f"HTTP {response.status}" if response.status != 200 else \
+                "check FINDARTINFO_USER / FINDARTINFO_PASSWORD"
+            self.logger.error(f"findartinfo login failed ({why}); crawling without the paid details")
             self.crawler.stats.set_value("artdata/login", "failed")
         else:
             self.crawler.stats.set_value("artdata/login", "ok")
+        yield from self.entry_requests()
+
+    def login_error(self, failure):
+        self.logger.error(f"findartinfo login failed ({failure.value.__class__.__name__}); "
+                          f"crawling without the paid details")
+        self.crawler.stats.set_value("artdata/login", "failed")
         yield from self.entry_requests()
 
     def _listing_url(self, url: str) -> str:
