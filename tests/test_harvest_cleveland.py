@@ -75,6 +75,44 @@ def test_rendition_rule():
     assert creator({"creators": [{"description": "Unknown (1700s)"}]}) == ("Unknown", None)
 
 
+def test_creator_nationality_only_from_a_nationality_group():
+    """The nationality comes only from a trailing "(Nationality, dates)" group: "Tiwanaku artist(s)" has none
+    (not "s"), nor does a trailing alias or a date."""
+    def nat(desc):
+        return creator({"creators": [{"description": desc, "role": "artist"}]})
+    assert nat("Tiwanaku artist(s)") == ("Tiwanaku artist(s)", None)
+    assert nat("Moche artist(s) (1700s)") == ("Moche artist(s)", None)
+    assert nat("Claude Monet (French, 1840–1926)") == ("Claude Monet", "French")
+    assert nat("El Greco (Domenikos Theotokopoulos) (Greek, 1541–1614)") == (
+        "El Greco (Domenikos Theotokopoulos)", "Greek")
+    assert nat("Jacob Jordaens (Flemish, active 1593–1678)") == ("Jacob Jordaens", "Flemish")
+    assert nat("Unknown (Japanese)") == ("Unknown", "Japanese")
+    assert nat("Domenikos (Domenikos Theotokopoulos)")[1] is None          # an alias, not a nationality
+    assert nat("Someone (active in Rome, 1600s)")[1] is None
+    assert nat("Sebastiano Ricci (Italian/Venetian, 1659–1734)")[1] == "Italian/Venetian"
+
+
+def test_a_record_without_a_nationality_group_harvested(tmp_path):
+    """A data.json record whose creator is "Tiwanaku artist(s)" lands with no nationality; Monet's with French."""
+    with Mirror() as m:
+        docs = [cma_artwork(m, o) for o in m.met.ids[:40]]
+        chosen = [d for d in docs if d["share_license_status"] == "CC0" and d["images"]][:2]
+        chosen[0]["creators"] = [{"id": 1, "role": "artist", "description": "Tiwanaku artist(s)", "biography": None}]
+        chosen[1]["creators"] = [{"id": 2, "role": "artist", "description": "Claude Monet (French, 1840–1926)",
+                                  "biography": None}]
+        dump = tmp_path / "data.json"
+        dump.write_text(json.dumps(chosen))
+        home = Home(tmp_path / "h")
+        res = harvest(ClevelandSource(api_base=_api(m), dump=str(dump), image_size=64),
+                      HarvestConfig(manifest="cleveland", metadata_only=True, client=_cfg().client), home)
+        assert res.total == 2
+        rows = {r["source_id"]: r for r in load(home.manifests, "cleveland").table().to_pylist()}
+        assert (rows[str(chosen[0]["id"])]["artist"], rows[str(chosen[0]["id"])]["artist_nationality"]) == \
+            ("Tiwanaku artist(s)", None)
+        assert (rows[str(chosen[1]["id"])]["artist"], rows[str(chosen[1]["id"])]["artist_nationality"]) == \
+            ("Claude Monet", "French")
+
+
 def test_larger_renditions_when_the_size_asks(tmp_path):
     with Mirror() as m:
         home = Home(tmp_path)

@@ -31,7 +31,7 @@ WEBSITE = "https://clevelandart.org/art"
 RENDITIONS = ("web", "print", "full")      # smallest first
 PAGE_LIMIT = 100
 MAX_PAGES = 10_000
-_LAST_PAREN = re.compile(r"\s*\(([^()]*)\)\s*$")
+_LAST_PAREN = re.compile(r"\s+\(([^()]*)\)\s*$")     # a trailing "(...)" set apart by a space, not "artist(s)"
 
 
 def _list(v) -> list:
@@ -54,7 +54,8 @@ def _list(v) -> list:
 def creator(a: dict) -> tuple[str | None, str | None]:
     """(name, nationality) of the first creator, from its description: "Claude Monet (French, 1840-1926)" ->
     ("Claude Monet", "French"); the last parenthesis holds nationality and dates ("Giovanni di Paolo (Giovanni di
-    Paolo di Grazia) (Italian, 1398-1482)"); "Unknown (1700s)" has no nationality."""
+    Paolo di Grazia) (Italian, 1398-1482)"). The nationality is taken only from a trailing parenthesis that looks
+    like one (see `_nationality`): "Unknown (1700s)" and "Tiwanaku artist(s)" have none."""
     for c in _list(a.get("creators")):
         desc = _s(c.get("description")) if isinstance(c, dict) else _s(c)
         if not desc:
@@ -62,9 +63,21 @@ def creator(a: dict) -> tuple[str | None, str | None]:
         hit = _LAST_PAREN.search(desc)
         if not hit:
             return desc, None
-        nat = hit.group(1).split(",")[0].strip()
-        return desc[: hit.start()].strip() or None, (nat if nat and not any(ch.isdigit() for ch in nat) else None)
+        return desc[: hit.start()].strip() or None, _nationality(hit.group(1))
     return None, None
+
+
+def _nationality(group: str) -> str | None:
+    """The nationality of a creator's "(Nationality, dates)" group: its first comma part when that is one to four
+    capitalised words of letters ("French", "Native American", "Dutch/Flemish"); a group without a comma only
+    when it is one such word ("(Japanese)", not "(Domenikos Theotokopoulos)"); else None ("(1700s)")."""
+    parts = group.split(",")
+    words = parts[0].split()
+    if not 1 <= len(words) <= (4 if len(parts) > 1 else 1):
+        return None
+    if all(w[0].isupper() and all(ch.isalpha() or ch in "-'’./" for ch in w) for w in words):
+        return " ".join(words)
+    return None
 
 
 def renditions(a: dict) -> list[tuple[str, str, int | None, int | None]]:
