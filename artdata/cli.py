@@ -466,7 +466,8 @@ def manifests_pull(source: str = typer.Argument(..., help="SOURCE[/NAME[@VERSION
     """Download a manifest version into the home, every file checked against its card (resumable)."""
     from artdata.console import HarvestProgress, console
     from artdata.remote import pull
-    res = pull(_home(home), source, with_images, HarvestProgress("pull images") if with_images else None)
+    res = pull(_home(home), source, with_images, HarvestProgress("pull images") if with_images else None,
+               say=lambda line: console.print(line, style="dim", markup=False, highlight=False))
     what = "already here" if res.already else f"{len(res.downloaded)} file(s) downloaded and checked"
     console.print(f"pull {res.ref}: {what}"
                   + (f"; images {res.images_fetched} from the store, {res.images_from_urls} from their URLs, "
@@ -475,6 +476,9 @@ def manifests_pull(source: str = typer.Argument(..., help="SOURCE[/NAME[@VERSION
     if res.image_mismatches:
         raise ArtdataError(f"{len(res.image_mismatches)} image(s) did not match their checksum: "
                            f"{', '.join(str(x)[:70] for x in res.image_mismatches[:3])}")
+    if res.images_missing:
+        raise ArtdataError(f"{len(res.images_missing)} of {res.images_wanted} image(s) of {res.ref} could not be "
+                           f"fetched (first: {res.images_missing[0]}); the records are pulled, the images are not")
 
 
 @manifests_app.command("show")

@@ -101,6 +101,7 @@ def _thumb(store: ImageStore, key: str, side: int = 128) -> bytes | None:
 def dataset_report(home: Home, ref: str, out: Path | None = None) -> Path:
     m = load(home.manifests, ref)
     out = Path(out) if out else home.root / "reports" / f"{m.name}-{m.version}"
+    _check_out(home, out)
     out.mkdir(parents=True, exist_ok=True)
     plt = _plt()
     store = ImageStore(home.images)
@@ -216,6 +217,7 @@ def run_report(run: Path, home: Home | None = None, out: Path | None = None) -> 
     if not (run / "metrics.json").is_file() or not (run / "final.json").is_file():
         raise ArtdataError(f"{run}: not a finished training run (metrics.json and final.json expected)")
     out = Path(out) if out else run / "report"
+    _check_out(home or Home.resolve(), out)
     out.mkdir(parents=True, exist_ok=True)
     plt = _plt()
     rows = json.loads((run / "metrics.json").read_text())["epochs"]
@@ -300,6 +302,17 @@ def _predictions(run: Path):
 
 def _fmt(v) -> str:
     return "-" if v is None else f"{v:.3f}"
+
+
+def _check_out(home: Home, out: Path | None) -> None:
+    """--out never points into the manifests tree: versions there are immutable (their files are checksummed)."""
+    if out is None:
+        return
+    manifests = home.manifests.resolve()
+    where = Path(out).resolve()
+    if where == manifests or manifests in where.parents:
+        raise ArtdataError(f"--out {out}: inside the manifests folder {home.manifests}; versions there are "
+                           f"immutable, write the report to another folder")
 
 
 def report(home: Home, target: str, out: Path | None = None) -> Path:

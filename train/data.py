@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from artdata import ArtdataError
 from artdata.images import ImageStore
 
 log = logging.getLogger("artdata.train")
@@ -60,15 +62,26 @@ class ManifestImages(torch.utils.data.Dataset):
 
     def __init__(self, keys: list[str], targets, store: ImageStore, load_size: int):
         self.keys, self.targets, self.store, self.load_size = keys, targets, store, load_size
+        self.root = os.path.realpath(store.root)
 
     def __len__(self):
         return len(self.keys)
 
+    def read(self, key: str) -> bytes:
+        """The stored bytes of `key`; a store path that resolves outside the store (a symlink out of
+        <home>/images) is refused, not read."""
+        path = self.store.path(key)
+        real = os.path.realpath(path)
+        if os.path.commonpath([real, self.root]) != self.root:
+            raise OSError(f"{path} leads outside the image store {self.store.root} (to {real}); not read")
+        with open(real, "rb") as fh:
+            return fh.read()
+
     def __getitem__(self, i):
         key = self.keys[i]
         try:
-            arr = decode(self.store.get(key), self.load_size)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            arr = decode(self.read(key), self.load_size)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, ArtdataError) as exc:
             log.warning("skipping image %s: %s", key, exc)
             return None
         return torch.from_numpy(arr).permute(2, 0, 1).contiguous(), self.targets[i], i
