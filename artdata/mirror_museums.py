@@ -5,7 +5,11 @@ Art Institute of Chicago:
 
     api:   /aic/api/v1/artworks?page=&limit=&fields=         {pagination, data, config: {iiif_url, website_url}}
            /aic/api/v1/artworks/search?query[...]=...        the same, filtered (term is_public_domain;
-                                                             match classification_title / department_title)
+                                                             match classification_title / department_title;
+                                                             range gt/gte/lt/lte on id), sort[0][id]=asc|desc,
+                                                             page/limit or from/size; past the window (from +
+                                                             size > Mirror.aic_search_window, 1000) HTTP 403
+                                                             {"error": "Invalid number of results", ...}
            /aic/api/v1/artworks/<id>?fields=                 {data, config}
     media: /aic/iiif/2/<image_id>/full/<W>,/0/default.jpg     the image, W wide
 
@@ -24,7 +28,8 @@ National Gallery of Art:
 
 The usual faults apply (403 bursts, 429, 5xx, truncated bodies, corrupt images, withdrawn artworks -> 404,
 an artwork's JSON cut short or an HTML page with status 200, `iiif_ignore_size` on the NGA image server). `Mirror.aic_headers` collects the AIC-User-Agent header of every
-AIC API request, `Mirror.aic_widths` the widths asked of its image server, `Mirror.cma_renditions` the
+AIC API request, `Mirror.aic_searches` every AIC search (from, size, total, sort, filters),
+`Mirror.aic_widths` the widths asked of its image server, `Mirror.cma_renditions` the
 Cleveland renditions fetched (id, name), `Mirror.nga_sizes` the IIIF size of every NGA image request and
 `Mirror.nga_over_box` the (uuid, size) of any request for a fair-use image above its maxpixels box.
 """
@@ -82,14 +87,31 @@ def _config(m: Mirror) -> dict:
     return {"iiif_url": f"{m.base('media')}/aic/iiif/2", "website_url": "https://www.artic.edu"}
 
 
+AIC_SEARCH_WINDOW = 1000     # from + size one search may reach (the museum's max_resources_guest)
+AIC_SEARCH_MAX_SIZE = 100
+_RANGE_OPS = {"gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b,
+              "lte": lambda a, b: a <= b}
+
+
+def _aic_error(status: int, error: str, detail: str) -> Response:
+    return json_response({"status": status, "error": error, "detail": detail}, status)
+
+
 def _filters(query: dict) -> list:
-    """[("pd", None)] and [("classification_title", {values})...] from query[...] keys."""
+    """[("pd", {"true"}), ("classification_title", {values}), ("range:id", {(op, value)})...] from query[...] keys:
+    a term on is_public_domain, match groups (any value of a group), ranges (gt/gte/lt/lte) on id or a date, at
+    the top of `query` or in `query[bool][filter|must][N]`."""
     groups: dict[str, tuple[str, set]] = {}
     for key, values in query.items():
         if not key.startswith("query["):
             continue
         if key.endswith("[term][is_public_domain]"):
-            groups[key] = ("pd", set())
+            groups[key] = ("pd", {v.lower() for v in values})
+            continue
+        hit = re.fullmatch(r"query(?:\[bool\]\[(?:filter|must)\]\[\d*\])?\[range\]\[(\w+)\]\[(gte?|lte?)\]", key)
+        if hit:
+            g = groups.setdefault(f"range{key[:key.index('[range]')]}", (f"range:{hit.group(1)}", set()))
+            g[1].update((hit.group(2), v) for v in values)
             continue
         hit = re.match(r"query\[bool\]\[filter\]\[(\d+)\].*\[match\]\[(\w+)\]$", key)
         if hit:
@@ -98,17 +120,81 @@ def _filters(query: dict) -> list:
     return list(groups.values())
 
 
+def _sort(query: dict) -> tuple[str, bool] | None:
+    """(field, descending) from `sort=id`, `sort[0][id]=asc`, `sort[id]=desc`, `sort[0][id][order]=asc`..."""
+    for key, values in query.items():
+        hit = re.fullmatch(r"sort(?:\[\d*\])?(?:\[(\w+)\])?(\[order\])?", key)
+        if hit:
+            field = hit.group(1) or values[0]
+            order = values[0] if hit.group(1) else "asc"
+            return field, order.lower() == "desc"
+    return None
+
+
+def _aic_search(m: Mirror, query: dict) -> Response:
+    """/artworks/search as the museum's search answers a GET (data-aggregator app/Http/Search/Request.php): size
+    from `size` or `limit` (default 10, at most 100), offset from `from` or `page`; a search whose from + size
+    passes the window (1,000 for anonymous clients; `Mirror.aic_search_window`) is refused with the museum's 403
+    body. Unsorted results come in a relevance order (a hash here); `sort` on id orders them."""
+    tops = {k.split("]")[0][len("query["):] for k in query if k.startswith("query[")}
+    if len(tops) > 1:                       # {"term": ..., "range": ...}: one query object holding two queries
+        return _aic_error(400, "Invalid query", f"[{sorted(tops)[0]}] malformed query, expected [END_OBJECT] "
+                                                "but found [FIELD_NAME]")
+    oids = m.met.ids
+    for field, values in _filters(query):
+        if field == "pd":
+            want = "false" not in values
+            oids = [o for o in oids if bool(m.met.rows[o].get("Is Public Domain")) == want]
+        elif field.startswith("range:"):
+            name = field[len("range:"):]
+            num = int if name == "id" else (lambda o, name=name: artwork(m, o).get(name))
+            for op, v in values:
+                try:
+                    bound = float(v)
+                except ValueError:
+                    return _aic_error(400, "Invalid query", f"[range] cannot parse {v!r} as a number")
+                oids = [o for o in oids if num(o) is not None and _RANGE_OPS[op](num(o), bound)]
+        else:
+            oids = [o for o in oids if (artwork(m, o).get(field) or "").lower() in values]
+    order = _sort(query)
+    if order is None:
+        oids = sorted(oids, key=lambda o: hashlib.sha256(f"aic-score:{o}".encode()).digest())
+    elif order[0] == "id":
+        oids = sorted(oids, key=int, reverse=order[1])
+    else:
+        return _aic_error(400, "Invalid sort", f"the mirror sorts on id only, not {order[0]!r}")
+    first = lambda k: query[k][0]
+    size = _int_or(first("size") if "size" in query else first("limit") if "limit" in query else None, 10)
+    offset = _int_or(first("from"), 0) if "from" in query else None
+    page = _int_or(first("page"), 0) if "page" in query else 0
+    if not offset and page > 0:             # `from` wins over `page`
+        offset = (page - 1) * size
+    m.aic_searches.append({"from": offset, "size": size, "total": len(oids), "sort": order,
+                           "filters": _filters(query)})
+    if size > AIC_SEARCH_MAX_SIZE:
+        return _aic_error(403, "Invalid limit", "You have requested too many resources per page. "
+                                                "Please set a smaller limit.")
+    if offset is not None and offset + size > m.aic_search_window:
+        return _aic_error(403, "Invalid number of results", "You have requested too many results. "
+                                                            "Please refine your parameters.")
+    offset = max(0, offset or 0)
+    return json_response({
+        "preference": None,
+        "pagination": {"total": len(oids), "limit": size, "offset": offset,
+                       "total_pages": -(-len(oids) // size) if size > 0 else None,
+                       "current_page": offset // size + 1 if size > 0 else None},
+        "data": [{"_score": None if order else 1.0, **_fields(artwork(m, o), query)}
+                 for o in oids[offset: offset + max(0, size)]],
+        "config": _config(m)})
+
+
 def aic_route(m: Mirror, path: str, query: dict) -> Response:
     m.aic_headers.append(query["_headers"].get("aic-user-agent"))
     rest = path[len("/aic/api/v1/"):].strip("/")
-    if rest in ("artworks", "artworks/search"):
+    if rest == "artworks/search":
+        return _aic_search(m, query)
+    if rest == "artworks":                  # the listing (newest first there; id order here): no window
         oids = m.met.ids
-        if rest == "artworks/search":
-            for field, values in _filters(query):
-                if field == "pd":
-                    oids = [o for o in oids if m.met.rows[o].get("Is Public Domain")]
-                else:
-                    oids = [o for o in oids if (artwork(m, o).get(field) or "").lower() in values]
         limit = min(100, max(1, int(query.get("limit", ["12"])[0])))
         page = max(1, int(query.get("page", ["1"])[0]))
         chunk = oids[(page - 1) * limit: page * limit]
@@ -381,6 +467,7 @@ def nga_image_route(m: Mirror, path: str, query: dict) -> Response:
 def attach(m: Mirror) -> None:
     m.aic_headers, m.aic_widths, m.cma_renditions, m.nga_sizes = [], [], [], []
     m.nga_over_box = []
+    m.aic_search_window, m.aic_searches = AIC_SEARCH_WINDOW, []
     aic_cache: dict = {}
     cache: dict = {}
 

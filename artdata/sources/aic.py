@@ -2,7 +2,11 @@
 
 Selection: `/artworks` pages (`page`, `limit` up to 100, `fields=id`), or `/artworks/search` with an
 Elasticsearch query in the query string (a term on `is_public_domain`, matches on `classification_title`
-and `department_title`) when a filter is given; or the published data dump (`--dump`: a folder or a tarball of
+and `department_title`) when a filter is given. The search answers at most 1,000 results per query (from + size;
+past it HTTP 403 "Invalid number of results", which is no block), so the selection is listed sorted by id in
+windows, each query asking ids above the last one listed, until the museum's `pagination.total` is reached (a
+count short of it is an error, never a silently smaller selection). Or the published data dump (`--dump`: a
+folder or a tarball of
 one JSON file per artwork, or a JSON-lines file), filtered locally so that no API request is needed for the
 metadata. Each artwork: `/artworks/{id}` with `fields=` asking only what the record needs. Images come from
 the museum's IIIF server, `{iiif_url}/{image_id}/full/{W},/0/default.jpg` with W at most 843 (the width the
@@ -32,6 +36,8 @@ WEBSITE = "https://www.artic.edu"
 AIC_WIDTH = 843           # the image width the museum asks IIIF clients to use (or smaller)
 PAGE_LIMIT = 100
 MAX_PAGES = 10_000
+SEARCH_WINDOW = 1000      # from + size one search may reach for an anonymous client (the museum's max_resources_guest)
+TOO_MANY_RESULTS = "Invalid number of results"     # the error of the 403 the search answers past its window
 FIELDS = ("id,title,artist_display,artist_title,date_start,date_end,date_display,place_of_origin,medium_display,"
           "classification_title,department_title,artwork_type_title,style_title,is_public_domain,image_id,"
           "thumbnail,copyright_notice,credit_line,dimensions,api_link")
@@ -46,6 +52,18 @@ def image_width(thumbnail: dict | None, image_size: int) -> int:
         return AIC_WIDTH
     need = image_size if w <= h else math.ceil(image_size * w / h)
     return min(AIC_WIDTH, max(1, need))
+
+
+def _past_window(resp) -> bool:
+    """The search's answer to a page past its window: HTTP 403 with a JSON body whose error is "Invalid number of
+    results" (a refusal of the query, not a block: the host is not paused)."""
+    if resp.status_code != 403 or "html" in resp.headers.get("content-type", ""):
+        return False
+    try:
+        body = json.loads(resp.content)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(body, dict) and body.get("error") == TOO_MANY_RESULTS
 
 
 def record_from_artwork(a: dict, website: str = WEBSITE) -> dict:
@@ -113,6 +131,7 @@ class AicSource:
     dump: str | None = None
     image_size: int = 256
     iiif_url: str | None = None         # the image server [from the API's config.iiif_url]
+    search_window: int = SEARCH_WINDOW  # results one search may reach (a 403 "Invalid number of results" lowers it)
     name: str = "aic"
 
     def __post_init__(self):
@@ -148,12 +167,12 @@ class AicSource:
             self._dump = read_dump(self.dump)
             return sorted((k for k, a in self._dump.items() if self._matches(a) is None), key=lambda k: int(k))
         query = self._query()
-        path = "/artworks/search" if query else "/artworks"
-        ids: list[str] = []
+        if query:
+            return await self._search_ids(client, query)
+        ids: list[str] = []                 # the listing (no filter) has no window: its pages go as deep as needed
         page, pages = 1, 1
         while page <= min(pages, MAX_PAGES):
-            url = f"{self.api_base}{path}?" + urlencode([*query, ("fields", "id"), ("limit", PAGE_LIMIT),
-                                                          ("page", page)])
+            url = f"{self.api_base}/artworks?" + urlencode([("fields", "id"), ("limit", PAGE_LIMIT), ("page", page)])
             resp = await client.get(url)
             if resp.status_code != 200:
                 raise ArtdataError(f"cannot list artworks: HTTP {resp.status_code} from {url}")
@@ -166,6 +185,79 @@ class AicSource:
                 self.iiif_url = (body.get("config") or {}).get("iiif_url")
             page += 1
         return list(dict.fromkeys(ids))
+
+    async def _search_ids(self, client: PoliteClient, query: list[tuple[str, str]]) -> list[str]:
+        """Every id the search selects, past its window: sorted by id, each query asks the ids above the last one
+        listed (`query[bool][filter][N][range][id][gt]`) and is paged only while from + size stays within the
+        window. A 403 "Invalid number of results" says the window is smaller than thought: it is lowered (to the
+        offset reached, or a smaller page when even the first page was refused) and the listing goes on. The
+        count is checked against the `pagination.total` of the first query."""
+        window = max(1, int(self.search_window))
+        limit = min(PAGE_LIMIT, window)
+        n_filters = 1 + max(int(k.split("[")[3].rstrip("]")) for k, _ in query)
+        ids: list[str] = []
+        seen: set[str] = set()
+        total: int | None = None            # the whole selection, as the museum counts it
+        after: int | None = None            # the largest id listed so far
+        requests = 0
+        while True:
+            rng = [] if after is None else [(f"query[bool][filter][{n_filters}][range][id][gt]", str(after))]
+            page, start = 1, after
+            while True:
+                requests += 1
+                if requests > MAX_PAGES:
+                    raise ArtdataError(f"artwork search: still listing after {MAX_PAGES} requests "
+                                       f"({len(ids)} of {total} ids) from {self.api_base}/artworks/search")
+                url = f"{self.api_base}/artworks/search?" + urlencode(
+                    [*query, *rng, ("sort[0][id]", "asc"), ("fields", "id"), ("limit", limit), ("page", page)])
+                resp = await client.get(url)
+                if _past_window(resp):
+                    if page > 1:                # the window ends where this page starts: next query from `after`
+                        window = (page - 1) * limit
+                        break
+                    if limit == 1:
+                        raise ArtdataError(f"artwork search: the museum refuses even one result "
+                                           f"(HTTP 403 {TOO_MANY_RESULTS!r}) from {url}")
+                    window = limit = max(1, limit // 2)
+                    continue
+                if resp.status_code != 200:
+                    raise ArtdataError(f"cannot list artworks: HTTP {resp.status_code} from {url}")
+                body = decode_json(resp, "artwork search")
+                data = body.get("data") if isinstance(body, dict) else None
+                pagination = body.get("pagination") if isinstance(body, dict) else None
+                part = pagination.get("total") if isinstance(pagination, dict) else None
+                if not isinstance(data, list) or not isinstance(part, int) or isinstance(part, bool) or part < 0:
+                    raise ArtdataError(f"artwork search: no data array or pagination.total from {url}")
+                if total is None:
+                    total = part
+                if self.iiif_url is None:
+                    self.iiif_url = (body.get("config") or {}).get("iiif_url")
+                for a in data:
+                    if not isinstance(a, dict) or a.get("id") is None:
+                        continue
+                    oid = a["id"]
+                    if isinstance(oid, str) and oid.strip().isdigit():
+                        oid = int(oid)
+                    if not isinstance(oid, int) or isinstance(oid, bool):
+                        raise ArtdataError(f"artwork search: artwork id {oid!r} is not a number ({url})")
+                    after = oid if after is None else max(after, oid)
+                    if str(oid) not in seen:
+                        seen.add(str(oid))
+                        ids.append(str(oid))
+                if not data or page * limit >= part:        # this query is exhausted: the selection is listed
+                    return self._checked(ids, total, url)
+                if (page + 1) * limit > window:             # the next page would pass the window
+                    break
+                page += 1
+            if after == start:
+                raise ArtdataError(f"artwork search: a whole window brought no id above {start} "
+                                   f"(sort or range ignored?) from {url}")
+
+    def _checked(self, ids: list[str], total: int | None, url: str) -> list[str]:
+        if total is not None and len(ids) < total:
+            raise ArtdataError(f"artwork search: listed {len(ids)} artworks but the museum counts {total} "
+                               f"(the collection changed while listing? run again) from {url}")
+        return ids
 
     async def job(self, client: PoliteClient, sid: str) -> Job:
         if self.dump and self._dump is None:       # a resumed run: ids.json was kept, the dump is read again
