@@ -79,11 +79,52 @@ def _split_list(values: Optional[List[str]]) -> list[str]:
 
 # ---------------------------------------------------------------- crawl
 
+# The limits on what a server may send (shared by every command that fetches): declared once here, added to a
+# command's options by @limit_options, and read by _client_cfg.
+DeadlineOpt = typer.Option(None, "--deadline", help="Total seconds one request may take, connect + headers + body "
+                                                      "(a server that trickles is cut off) [default: 10 x --timeout].")
+MaxAnswerBytesOpt = typer.Option(64 * 2**20, "--max-answer-bytes",
+                                 help="Largest API answer or table read over HTTP, decompressed (bytes).")
+AllowPrivateOpt = typer.Option(False, "--allow-private-hosts",
+                               help="Let URLs found in answers, dumps and manifests lead to loopback, private or "
+                                    "link-local addresses (hosts you name yourself are always allowed).")
+MaxImageBytesOpt = typer.Option(200_000_000, "--max-image-bytes", help="Largest image file accepted (bytes).")
+_LIMITS: dict = {}          # ClientConfig fields set by the options above, while a command runs
+_IMAGE_LIMITS: dict = {}    # ImageConfig fields
+
+
+def limit_options(fn):
+    """Adds --deadline, --max-answer-bytes, --max-image-bytes and --allow-private-hosts to a fetching command."""
+    import functools
+    import inspect
+    sig = inspect.signature(fn)
+    extra = [inspect.Parameter("deadline", inspect.Parameter.KEYWORD_ONLY, default=DeadlineOpt, annotation=Optional[float]),
+             inspect.Parameter("max_answer_bytes", inspect.Parameter.KEYWORD_ONLY, default=MaxAnswerBytesOpt,
+                               annotation=int),
+             inspect.Parameter("allow_private_hosts", inspect.Parameter.KEYWORD_ONLY, default=AllowPrivateOpt,
+                               annotation=bool),
+             inspect.Parameter("max_image_bytes", inspect.Parameter.KEYWORD_ONLY, default=MaxImageBytesOpt,
+                               annotation=int)]
+
+    @functools.wraps(fn)
+    def wrapper(*args, deadline=None, max_answer_bytes=64 * 2**20, allow_private_hosts=False,
+                max_image_bytes=200_000_000, **kwargs):
+        _LIMITS.update(deadline=deadline, max_bytes=max_answer_bytes, allow_private_hosts=allow_private_hosts)
+        _IMAGE_LIMITS.update(max_bytes=max_image_bytes)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _LIMITS.clear()
+            _IMAGE_LIMITS.clear()
+    wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), *extra])
+    return wrapper
+
+
 def _client_cfg(rate: float, concurrency: int, user_agent: Optional[str], retries: int, timeout: float,
-                block_pause: float):
+                block_pause: float, trusted: tuple = ()):
     from artdata.http import ClientConfig, DEFAULT_USER_AGENT
     return ClientConfig(rate=rate, concurrency=concurrency, user_agent=user_agent or DEFAULT_USER_AGENT,
-                        retries=retries, timeout=timeout, block_pause=block_pause)
+                        retries=retries, timeout=timeout, block_pause=block_pause, trusted_hosts=trusted, **_LIMITS)
 
 
 def _harvest_cfg(name: str, image_size: int, rate: float, concurrency: int, user_agent: Optional[str], retries: int,
@@ -94,7 +135,7 @@ def _harvest_cfg(name: str, image_size: int, rate: float, concurrency: int, user
     from artdata.harvest import HarvestConfig
     from artdata.images import ImageConfig
     client = replace(_client_cfg(rate, concurrency, user_agent, retries, timeout, block_pause), headers=headers)
-    return HarvestConfig(manifest=name, image=ImageConfig(size=image_size), client=client, metadata_only=metadata_only,
+    return HarvestConfig(manifest=name, image=ImageConfig(size=image_size, **_IMAGE_LIMITS), client=client, metadata_only=metadata_only,
                          retry_failed=retry_failed, limit=limit, workers=workers)
 
 
@@ -127,6 +168,7 @@ def _run_harvest(source, cfg, home, label: str):
 
 
 @crawl_app.command("met")
+@limit_options
 def crawl_met(
     department: Optional[List[str]] = typer.Option(None, "--department", "-d",
                                                    help="Department name or id (repeat or comma-separate)."),
@@ -164,7 +206,7 @@ def crawl_met(
                     has_image=has_image, since=since, ids_from=str(ids_from) if ids_from else None,
                     image_size=image_size)
     keep = tuple(s for s in STATUSES if s != STATUS_NO_IMAGE) if has_image else None
-    cfg = HarvestConfig(manifest=name, image=ImageConfig(size=image_size),
+    cfg = HarvestConfig(manifest=name, image=ImageConfig(size=image_size, **_IMAGE_LIMITS),
                         client=_client_cfg(rate, concurrency, user_agent, retries, timeout, block_pause),
                         metadata_only=metadata_only, retry_failed=retry_failed, limit=limit, workers=workers,
                         keep_statuses=keep)
@@ -172,6 +214,7 @@ def crawl_met(
 
 
 @crawl_app.command("tate")
+@limit_options
 def crawl_tate(
     table: str = typer.Argument(..., help="Tate artworks: .parquet, artwork_data.csv, the JSON tree folder, or a URL."),
     classification: Optional[List[str]] = typer.Option(None, "--classification", "-c", help="e.g. painting."),
@@ -203,13 +246,14 @@ def crawl_tate(
     src = TateSource(table=table, classifications=_split_list(classification), media=medium or [],
                      has_thumbnail=has_thumbnail, acquired_from=acquired_from, acquired_to=acquired_to,
                      no_copyright_restricted=no_copyright_restricted, image_base=image_base, image_size=image_size)
-    cfg = HarvestConfig(manifest=name, image=ImageConfig(size=image_size),
+    cfg = HarvestConfig(manifest=name, image=ImageConfig(size=image_size, **_IMAGE_LIMITS),
                         client=_client_cfg(rate, concurrency, user_agent, retries, timeout, block_pause),
                         metadata_only=metadata_only, retry_failed=retry_failed, limit=limit, workers=workers)
     _run_harvest(src, cfg, _home(home), "tate")
 
 
 @crawl_app.command("aic")
+@limit_options
 def crawl_aic(
     api_base: str = typer.Option("https://api.artic.edu/api/v1", help="The Art Institute of Chicago's API (or the mirror)."),
     classification: Optional[List[str]] = typer.Option(None, help="classification_title(s) kept, e.g. painting "
@@ -249,6 +293,7 @@ def crawl_aic(
 
 
 @crawl_app.command("cleveland")
+@limit_options
 def crawl_cleveland(
     api_base: str = typer.Option("https://openaccess-api.clevelandart.org/api",
                                  help="The Cleveland Museum of Art's Open Access API (or the mirror)."),
@@ -284,6 +329,7 @@ def crawl_cleveland(
 
 
 @crawl_app.command("nga")
+@limit_options
 def crawl_nga(
     data: str = typer.Argument("https://raw.githubusercontent.com/NationalGalleryOfArt/opendata/main/data",
                                help="The NGA open-data folder (objects.csv, published_images.csv and, for "
@@ -318,6 +364,7 @@ def crawl_nga(
 
 
 @crawl_app.command("iiif")
+@limit_options
 def crawl_iiif(
     urls: List[str] = typer.Argument(..., help="IIIF manifest or collection URLs (Presentation API 2 or 3), or files "
                                                "listing them one per line."),
@@ -346,6 +393,7 @@ def crawl_iiif(
 
 
 @crawl_app.command("urls")
+@limit_options
 def crawl_urls(
     path: Path = typer.Argument(..., help="Image URLs: one per line, or a .csv/.parquet with a url column."),
     column: str = typer.Option("url", help="Column of the URLs in a table."),
@@ -537,6 +585,7 @@ def manifests_verify(ref: str = typer.Argument(..., help="NAME[@VERSION] or a ma
 
 
 @manifests_app.command("materialize")
+@limit_options
 def manifests_materialize(
     ref: str = typer.Argument(..., help="NAME[@VERSION] or a manifest folder someone gave you."),
     image_base: Optional[str] = typer.Option(None, help="Rewrite image URLs' scheme://host to this (a mirror)."),

@@ -50,7 +50,7 @@ class HarvestProgress:
                        counts=" ".join(f"{k}:{v}" for k, v in sorted(self.counts.items())))
 
     def note(self, text: str) -> None:
-        console.print(f"[yellow]{text}[/yellow]")
+        console.print(text, style="yellow", markup=False, highlight=False)    # URLs and "[::1]" are not markup
 
     def stop(self) -> None:
         if self._p is not None:

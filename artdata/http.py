@@ -9,16 +9,29 @@
   recovers gradually (additive increase) up to the configured rate.
 * Transient failures (timeouts, resets, truncated bodies, 5xx) are retried with tenacity
   (exponential backoff with jitter); 404 and other 4xx answers are returned, never retried.
+* A bot challenge (Cloudflare's managed challenge: `cf-mitigated: challenge`, or a 403 "Just a
+  moment..." page) is no rate limit: it fails that request at once, and after `challenge_limit`
+  of them in a row from one host (no success between) the host is given up for the run.
+* Everything an answer can do to us is bounded: every body is read as a stream and refused past
+  `max_bytes` (decompressed bytes count; a larger Content-Length is refused before reading), every
+  request has a total `deadline` (connect + headers + body: a trickling server cannot hold a run),
+  redirects are followed here one hop at a time (`max_redirects`, loops named), and no request goes
+  to a loopback, private or link-local address unless the user named that host (`trusted_hosts`) or
+  allowed it (`allow_private_hosts`): URLs inside answers, dumps and manifests cannot steer requests
+  into the machine's network. The address is checked before any connection is made.
 """
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import random
+import socket
 import time
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
@@ -35,7 +48,8 @@ class ClientConfig:
     rate: float = 5.0                 # requests per second, per host, at most
     host_rates: tuple = ()            # ((netloc, rate), ...) overrides for single hosts
     concurrency: int = 8              # requests in flight at once (all hosts)
-    timeout: float = 30.0
+    timeout: float = 30.0             # seconds without a byte before a read times out
+    deadline: float | None = None     # total seconds for one request (connect + headers + body) [10 x timeout]
     retries: int = 4                  # extra attempts after a transient failure
     backoff: float = 0.5              # first retry wait (s); doubles, with jitter
     backoff_max: float = 30.0
@@ -45,9 +59,21 @@ class ClientConfig:
     window: float = 1.05              # sliding window of the rate budget (s)
     user_agent: str = DEFAULT_USER_AGENT
     headers: tuple = ()               # ((name, value), ...) sent with every request (e.g. AIC-User-Agent)
-    max_bytes: int = 200_000_000
+    max_bytes: int = 64 * 2**20       # largest answer body (decompressed) unless a caller asks for another cap
+    max_redirects: int = 10
+    trusted_hosts: tuple = ()         # host names/addresses the user named (--api-base, a collection URL...)
+    allow_private_hosts: bool = False  # let content send requests to loopback/private/link-local addresses
+    challenge_limit: int = 3          # bot challenges in a row from one host before it is given up for the run
+
+    @property
+    def total_deadline(self) -> float:
+        return self.deadline if self.deadline is not None else 10 * self.timeout
 
     def __post_init__(self):
+        if self.deadline is not None and self.deadline <= 0:
+            raise ArtdataError(f"--deadline must be positive, not {self.deadline}")
+        if self.max_bytes < 1:
+            raise ArtdataError(f"--max-answer-bytes must be positive, not {self.max_bytes}")
         if self.rate <= 0:
             raise ArtdataError(f"--rate must be positive, not {self.rate}")
         if self.concurrency < 1:
@@ -62,6 +88,10 @@ class FetchError(ArtdataError):
         self.url, self.reason = url, reason
 
 
+class HostRefused(FetchError):
+    """A request refused before any connection: the host is not one artdata may be sent to."""
+
+
 class _Transient(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -73,6 +103,8 @@ class ClientStats:
     requests: int = 0
     retries: int = 0
     blocks: int = 0
+    challenges: int = 0
+    refused: int = 0
     bytes: int = 0
     by_status: dict = field(default_factory=dict)
 
@@ -166,6 +198,21 @@ def _retry_after(value: str | None) -> float | None:
         return None   # an HTTP date: fall back to our own backoff
 
 
+_CHALLENGE_MARKS = (b"just a moment", b"challenge-platform", b"cf-chl", b"cf_chl", b"attention required! | cloudflare",
+                    b"checking your browser", b"ddos-guard", b"_incapsula_resource?swjiylwa")
+
+
+def is_challenge(resp: httpx.Response) -> bool:
+    """A bot challenge (an interactive page a script cannot pass), not a rate limit: Cloudflare's managed
+    challenge says so in `cf-mitigated: challenge`; older challenge pages are recognised by their markup."""
+    if resp.headers.get("cf-mitigated", "").strip().lower() == "challenge":
+        return True
+    if resp.status_code in (403, 503) and "html" in resp.headers.get("content-type", ""):
+        head = resp.content[:8000].lower()
+        return any(m in head for m in _CHALLENGE_MARKS)
+    return False
+
+
 def is_block(resp: httpx.Response) -> bool:
     if resp.status_code == 429:
         return True
@@ -173,6 +220,67 @@ def is_block(resp: httpx.Response) -> bool:
         ctype = resp.headers.get("content-type", "")
         return "html" in ctype or b"incapsula" in resp.content[:2000].lower() or not resp.content
     return False
+
+
+def _refused_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Loopback, private, link-local (169.254.169.254, the cloud metadata address), CGNAT, multicast,
+    unspecified or reserved: anything that is not a public unicast address."""
+    mapped = getattr(ip, "ipv4_mapped", None)
+    if mapped is not None:
+        ip = mapped
+    return not ip.is_global or ip.is_multicast
+
+
+def _host_of(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower().rstrip(".")
+
+
+def trusted_host(url_or_host: str) -> str:
+    """The host part of a URL the user named, as `ClientConfig.trusted_hosts` holds it ('' for a path)."""
+    if "://" in url_or_host:
+        return _host_of(url_or_host) if url_or_host.startswith(("http://", "https://")) else ""
+    return url_or_host.lower().strip("[]").rstrip(".")
+
+
+async def _read_capped(resp: httpx.Response, cap: int, url: str) -> bytes:
+    """The body of a streamed answer, decompressed, refused past `cap` bytes without holding more."""
+    declared = resp.headers.get("content-length", "").strip()
+    if declared.isdigit() and int(declared) > cap and not resp.headers.get("content-encoding"):
+        raise FetchError(url, f"answer of {int(declared):,} bytes is over the {cap:,}-byte cap")
+    enc = resp.headers.get("content-encoding", "").strip().lower()
+    if enc in ("", "identity"):
+        decomp = None
+    elif enc in ("gzip", "x-gzip"):
+        decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif enc == "deflate":
+        decomp = None, zlib.decompressobj()       # zlib-wrapped; raw deflate tried if that fails
+    else:
+        raise FetchError(url, f"unsupported Content-Encoding {enc!r} (artdata asks for gzip or deflate)")
+    parts: list[bytes] = []
+    size = 0
+    pending = b""
+    async for piece in resp.aiter_raw():
+        if decomp is None:
+            out = piece
+        else:
+            if isinstance(decomp, tuple):       # deflate: decide zlib or raw on the first bytes
+                pending += piece
+                if len(pending) < 2:
+                    continue
+                decomp = (zlib.decompressobj() if (pending[0] & 0x0F) == 8 and (pending[0] << 8 | pending[1]) % 31 == 0
+                          else zlib.decompressobj(-zlib.MAX_WBITS))
+                piece, pending = pending, b""
+            try:
+                out = decomp.decompress(piece, cap + 1 - size)
+            except zlib.error as exc:
+                raise FetchError(url, f"answer's {enc} body is damaged: {exc}") from None
+            if decomp.unconsumed_tail:
+                raise FetchError(url, f"answer decompresses past the {cap:,}-byte cap")
+        size += len(out)
+        if size > cap:
+            raise FetchError(url, f"answer is over the {cap:,}-byte cap (stopped reading)")
+        parts.append(out)
+    return b"".join(parts)
 
 
 class _Cookies(httpx.Cookies):
@@ -194,14 +302,22 @@ class PoliteClient:
         self._sem = asyncio.Semaphore(cfg.concurrency)
         self._client: httpx.AsyncClient | None = None
         self.on_pause = None   # optional callback(host, seconds) for progress displays
+        self.on_note = None    # optional callback(text): one line for the console (a host given up...)
+        self._trusted = frozenset(t for t in (trusted_host(h) for h in cfg.trusted_hosts) if t)
+        self._checked: dict[tuple[str, int], str | None] = {}   # (host, port) -> refusal reason or None
+        self._challenged: dict[str, int] = {}                   # host:port -> challenges in a row
+        self._given_up: dict[str, str] = {}                     # host:port -> why, for the rest of the run
 
     async def __aenter__(self):
         # artdata's transport (a third of httpcore's CPU per image); httpx's own with ARTDATA_HTTP_TRANSPORT=httpcore,
         # whose pool is kept no larger than needed: httpcore checks every pooled connection on each request
         limits = httpx.Limits(max_connections=self.cfg.concurrency, max_keepalive_connections=self.cfg.concurrency)
         transport = FastTransport(limits=limits) if os.environ.get("ARTDATA_HTTP_TRANSPORT") != "httpcore" else None
-        self._client = httpx.AsyncClient(timeout=self.cfg.timeout, limits=limits, follow_redirects=True,
-                                         transport=transport, headers={"User-Agent": self.cfg.user_agent, **dict(self.cfg.headers)})
+        # redirects are followed in get(), one checked hop at a time; only encodings _read_capped can bound
+        self._client = httpx.AsyncClient(timeout=self.cfg.timeout, limits=limits, follow_redirects=False,
+                                         transport=transport,
+                                         headers={"User-Agent": self.cfg.user_agent, "Accept-Encoding": "gzip, deflate",
+                                                  **dict(self.cfg.headers)})
         if isinstance(getattr(self._client, "_cookies", None), httpx.Cookies):
             self._client._cookies = _Cookies()
         return self
@@ -218,11 +334,30 @@ class PoliteClient:
             b = self._hosts[host] = HostBudget(rate, self.cfg)
         return b
 
-    async def get(self, url: str) -> httpx.Response:
-        """GET with budget, block handling and retries. Returns 2xx/3xx/4xx (not 403-block/429)
-        responses; raises FetchError when the request failed for good."""
+    async def get(self, url: str, max_bytes: int | None = None) -> httpx.Response:
+        """GET with budget, block handling, retries, a total deadline and a body cap (`max_bytes`, default
+        `cfg.max_bytes`). Returns 2xx/4xx (not 403-block/429) responses, redirects followed; raises FetchError
+        when the request failed for good, was refused, or its answer broke a limit."""
+        cap = max_bytes or self.cfg.max_bytes
+        seen = [url]
+        for _ in range(self.cfg.max_redirects + 1):
+            resp = await self._get_one(url, cap)
+            location = resp.headers.get("location") if resp.status_code in (301, 302, 303, 307, 308) else None
+            if location is None:
+                return resp
+            nxt = urljoin(url, location.strip())
+            if not nxt.startswith(("http://", "https://")):
+                raise FetchError(url, f"redirect to a non-http(s) URL {nxt[:200]!r}")
+            if nxt in seen:
+                raise FetchError(seen[0], f"redirect loop ({' -> '.join(seen[-3:] + [nxt])})")
+            seen.append(nxt)
+            url = nxt
+        raise FetchError(seen[0], f"more than {self.cfg.max_redirects} redirects (last: {url})")
+
+    async def _get_one(self, url: str, cap: int) -> httpx.Response:
         if not url.startswith(("http://", "https://")):
             raise FetchError(url, "not an http(s) URL")
+        await self._check_host(url)
         try:
             async for attempt in AsyncRetrying(
                     stop=stop_after_attempt(self.cfg.retries + 1),
@@ -231,22 +366,80 @@ class PoliteClient:
                 with attempt:
                     if attempt.retry_state.attempt_number > 1:
                         self.stats.retries += 1
-                    return await self._once(url)
+                    return await self._once(url, cap)
         except _Transient as exc:
             raise FetchError(url, f"gave up after {self.cfg.retries + 1} attempts: {exc.reason}") from None
         raise AssertionError("unreachable")
 
-    async def _once(self, url: str) -> httpx.Response:
+    async def _check_host(self, url: str) -> None:
+        """Refuse, before any connection, a host given up for this run or one whose address is loopback,
+        private or link-local, unless the user named it or allowed private hosts."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower().rstrip(".")
+        why = self._given_up.get(parts.netloc.lower())
+        if why:
+            self.stats.refused += 1
+            raise FetchError(url, why)
+        if self.cfg.allow_private_hosts or host in self._trusted:
+            return
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise FetchError(url, "malformed port in URL") from None
+        key = (host, port)
+        if key not in self._checked:
+            self._checked[key] = await self._address_refusal(host, port)
+        reason = self._checked[key]
+        if reason:
+            self.stats.refused += 1
+            raise HostRefused(url, reason)
+
+    @staticmethod
+    async def _address_refusal(host: str, port: int) -> str | None:
+        try:
+            addrs = [ipaddress.ip_address(host)]
+        except ValueError:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except OSError:
+                return None          # unresolvable: the connection fails on its own, as a network error
+            addrs = []
+            for info in infos:
+                try:
+                    addrs.append(ipaddress.ip_address(info[4][0].split("%", 1)[0]))
+                except ValueError:
+                    return f"host {host} resolves to an unparsable address {info[4][0]!r}"
+        for ip in addrs:
+            if _refused_address(ip):
+                where = host if str(ip) == host else f"{host} ({ip})"
+                return (f"refused: {where} is a loopback, private or link-local address, which content may not "
+                        "steer artdata to (name the host yourself, or --allow-private-hosts)")
+        return None
+
+    async def _once(self, url: str, cap: int) -> httpx.Response:
         budget = self.budget(url)
         blocked_since = None
+        deadline = self.cfg.total_deadline
+        host = urlsplit(url).netloc.lower()      # the site: scheme-less host:port, as the budget keys it
         while True:
             # the host's budget first: a request waiting for its host must not hold an in-flight slot
             epoch, probe = await budget.acquire()
             try:
                 async with self._sem:
-                    resp = await self._client.get(url)
+                    async with asyncio.timeout(deadline) as clock:
+                        async with self._client.stream("GET", url) as streamed:
+                            body = await _read_capped(streamed, cap, url)
+                resp = httpx.Response(streamed.status_code, request=streamed.request, content=body,
+                                      headers=[(k, v) for k, v in streamed.headers.multi_items()
+                                               if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")])
                 self.stats.requests += 1
                 self.stats.by_status[resp.status_code] = self.stats.by_status.get(resp.status_code, 0) + 1
+            except TimeoutError:
+                budget.on_other(probe)
+                if clock.expired():
+                    raise FetchError(url, f"no complete answer within the {deadline:g}s deadline (connect + "
+                                          "headers + body; --deadline)") from None
+                raise _Transient("timed out") from None
             except httpx.TimeoutException:
                 budget.on_other(probe)
                 raise _Transient("timed out") from None
@@ -256,9 +449,22 @@ class PoliteClient:
             except httpx.TransportError as exc:
                 budget.on_other(probe)
                 raise _Transient(f"network error: {exc or type(exc).__name__}") from None
-            except BaseException:      # cancelled (Ctrl-C) while waiting or fetching: release the probe
+            except BaseException:      # cancelled (Ctrl-C), a cap broken: release the probe
                 budget.on_other(probe)
                 raise
+            if is_challenge(resp):
+                budget.on_other(probe)
+                self.stats.challenges += 1
+                n = self._challenged[host] = self._challenged.get(host, 0) + 1
+                what = f"{host} answers with a bot challenge (HTTP {resp.status_code}"
+                what += ", cf-mitigated: challenge)" if resp.headers.get("cf-mitigated") else ", a challenge page)"
+                if n >= self.cfg.challenge_limit and host not in self._given_up:
+                    self._given_up[host] = (f"{what}; {n} in a row, so artdata stopped asking {host} for this run "
+                                            "(--retry-failed later, or images from another host)")
+                    if self.on_note:
+                        self.on_note(f"{what} {n} times in a row: no more requests to {host} in this run; its records "
+                                     "are failed (run again with --retry-failed later)")
+                raise FetchError(url, self._given_up.get(host) or f"{what}; not a rate limit, not retried")
             if is_block(resp):
                 self.stats.blocks += 1
                 pause = budget.on_block(epoch, probe, _retry_after(resp.headers.get("retry-after")))
@@ -273,5 +479,7 @@ class PoliteClient:
                 budget.on_other(probe)
                 raise _Transient(f"HTTP {resp.status_code}")
             budget.on_success(probe)
+            if resp.status_code < 400:
+                self._challenged.pop(host, None)
             self.stats.bytes += len(resp.content)
             return resp

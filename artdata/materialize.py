@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from artdata.harvest import Job, Journal, drain, fetch_image
-from artdata.http import ClientConfig, PoliteClient
+from artdata.http import ClientConfig, PoliteClient, trusted_host
 from artdata.images import ImageConfig, ImageStore
 from artdata.manifest import STANDARD_CARD_KEYS, Manifest, load, write_manifest
 from artdata.paths import Home
@@ -49,7 +49,11 @@ async def _materialize(home, m: Manifest, image_base, image_size, client_cfg, wo
     img = dict((m.card.get("lineage") or {}).get("image") or {})
     if image_size:
         img["size"] = image_size
-    cfg = ImageConfig(**{k: v for k, v in img.items() if k in ImageConfig.__dataclass_fields__})
+    # the card says how its images were made; the limits that protect this machine stay this machine's own
+    cfg = ImageConfig(**{k: v for k, v in img.items()
+                         if k in ImageConfig.__dataclass_fields__ and k not in ("max_pixels", "max_bytes")})
+    if image_base:     # the host the user rewrote the URLs to is theirs to name, even a loopback one
+        client_cfg = replace(client_cfg, trusted_hosts=(*client_cfg.trusted_hosts, trusted_host(image_base)))
     rows = m.table().to_pylist()
     res = MaterializeResult(m.ref, m)
     journal = Journal(home.harvest / f"materialize-{m.name}-{m.version}" / "journal.jsonl")

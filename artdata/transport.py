@@ -253,11 +253,19 @@ class _Body(httpx.AsyncByteStream):
                         while await conn.need_line(timeout, limit):     # trailer fields, ignored
                             pass
                         break
-                    await conn.need(size + 2, timeout)
-                    data = conn.take(size)
+                    left = size          # taken in pieces: a chunk that claims terabytes is never buffered whole
+                    while left:
+                        want = min(left, chunk)
+                        if len(conn.buf) < want:
+                            await conn.wait_for(lambda: len(conn.buf) >= want, timeout)
+                            if not conn.buf:
+                                raise conn._cut_off()
+                        data = conn.take(min(left, len(conn.buf)))
+                        left -= len(data)
+                        yield data
+                    await conn.need(2, timeout)
                     if conn.take(2) != b"\r\n":
                         raise httpx.RemoteProtocolError("chunk not followed by CRLF")
-                    yield data
             elif self.mode == "close":
                 while True:
                     await conn.wait_for(lambda: len(conn.buf) >= chunk, timeout)

@@ -108,3 +108,56 @@ def journal_with(home: Home, n: int, pattern: str = "*/journal.jsonl", timeout: 
             return found[0]
         time.sleep(0.05)
     raise AssertionError(f"the harvest did not record {n} ids within {timeout:g}s")
+
+
+# ---------------------------------------------------------------- no packet leaves the machine
+# Every test runs with this guard: a Python socket that tries to connect anywhere but the loopback range is
+# stopped before the connect and recorded, and the test fails at teardown (a client that swallowed the error
+# into a failed record still fails the test). Tests that check a refusal add addresses to `forbidden`: a
+# connection attempted there fails the test too, even on loopback.
+import ipaddress as _ipaddress
+import socket as _socket
+
+
+class ConnectGuard:
+    def __init__(self):
+        self.forbidden: set[str] = set()
+        self.violations: list[str] = []
+        self.attempts: list[str] = []
+
+    def check(self, address) -> None:
+        if not isinstance(address, tuple) or not address:
+            return                          # AF_UNIX and friends
+        host = str(address[0]).split("%", 1)[0]
+        if host == "localhost":
+            host = "127.0.0.1"
+        self.attempts.append(f"{host}:{address[1] if len(address) > 1 else ''}")
+        try:
+            ip = _ipaddress.ip_address(host)
+        except ValueError:
+            self.violations.append(f"connect to an unresolved name {host!r}")
+            raise OSError(f"test guard: connect to {host!r} refused") from None
+        mapped = getattr(ip, "ipv4_mapped", None) or ip
+        if host in self.forbidden or not mapped.is_loopback:
+            self.violations.append(f"connect to {host}:{address[1]}")
+            raise OSError(f"test guard: connect to {host} refused (nothing may leave the machine)")
+
+
+@pytest.fixture(autouse=True)
+def connect_guard(monkeypatch):
+    guard = ConnectGuard()
+    real_connect, real_connect_ex = _socket.socket.connect, _socket.socket.connect_ex
+
+    def connect(self, address):
+        if self.family in (_socket.AF_INET, _socket.AF_INET6):
+            guard.check(address)
+        return real_connect(self, address)
+
+    def connect_ex(self, address):
+        if self.family in (_socket.AF_INET, _socket.AF_INET6):
+            guard.check(address)
+        return real_connect_ex(self, address)
+    monkeypatch.setattr(_socket.socket, "connect", connect)
+    monkeypatch.setattr(_socket.socket, "connect_ex", connect_ex)
+    yield guard
+    assert not guard.violations, f"connections attempted where none may go: {guard.violations}"

@@ -227,7 +227,7 @@ def test_metadata_only_plan_then_materialize_only_kept(tmp_path):
                 HarvestConfig("met", metadata_only=True, client=FAST), home)
         s = build_split(home, "department", "met", departments=["Arms and Armor"], min_count=1)
         assert m.logs["media"].count() == 0
-        out = materialize(home, s.ref, client=ClientConfig(rate=100, concurrency=8), workers=1)
+        out = materialize(home, s.ref, client=ClientConfig(rate=100, concurrency=8, trusted_hosts=("127.0.0.1",)), workers=1)
         assert m.logs["media"].count(200) == s.rows
         assert out.manifest.card["counts"]["by_status"] == {"ok": s.rows}
         assert out.manifest.card["counts"]["by_split"] == s.card["counts"]["by_split"]

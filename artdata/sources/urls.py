@@ -47,6 +47,10 @@ class UrlListSource:
             self._urls = read_urls(self.path, self.column)
         return self._urls
 
+    def user_urls(self) -> list[str]:
+        """The list is the user's own: its hosts may be loopback or private (the client trusts them)."""
+        return [u for u in self.urls() if u.startswith(("http://", "https://"))]
+
     async def ids(self, client: PoliteClient) -> list[str]:
         return [str(i) for i, u in enumerate(self.urls()) if u]
 
