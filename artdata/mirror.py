@@ -374,6 +374,47 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
+class Hold:
+    """Answers held back (tests that interrupt a harvest): past the first `after` requests under `prefix`
+    on host `role`, each request waits until `release()` — or `timeout` seconds, then is answered as usual
+    (slow answers) — so the harvest is provably still running when the test signals it. `held` counts the
+    requests held so far, `waiting` those waiting now."""
+
+    def __init__(self, role: str, prefix: str = "/", after: int = 0, timeout: float = 60.0):
+        self.role, self.prefix, self.after, self.timeout = role, prefix, after, timeout
+        self.seen = self.held = self.waiting = 0
+        self._lock = threading.Lock()
+        self._open = threading.Event()
+
+    def admit(self, role: str, path: str) -> None:
+        if role != self.role or not path.startswith(self.prefix) or self._open.is_set():
+            return
+        with self._lock:
+            self.seen += 1
+            if self.seen <= self.after:
+                return
+            self.held += 1
+            self.waiting += 1
+        try:
+            self._open.wait(self.timeout)
+        finally:
+            with self._lock:
+                self.waiting -= 1
+
+    def release(self) -> None:
+        """Answer the waiting requests now, and every later one at once."""
+        self._open.set()
+
+    def wait_held(self, n: int = 1, timeout: float = 90.0) -> None:
+        """Return once `n` requests have been held (AssertionError after `timeout` seconds)."""
+        deadline = time.monotonic() + timeout
+        while self.held < n:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the mirror held {self.held} of {n} requests under {self.prefix} "
+                                     f"within {timeout:g}s")
+            time.sleep(0.02)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -406,6 +447,7 @@ class Mirror:
         self.add_route("media", "/CRDImages/", _met_image_route)
         self.add_route("media", "/art/images/work/", _tate_image_route)
         self.iiif_sizes: list[str] = []          # the size parameter of every IIIF image request
+        self.holds: list[Hold] = []              # see hold()
         from artdata.mirror_iiif import attach as attach_iiif
         from artdata.mirror_museums import attach as attach_museums
         attach_iiif(self)
@@ -423,7 +465,15 @@ class Mirror:
             self._threads.append(th)
         return self
 
+    def hold(self, role: str, prefix: str = "/", after: int = 0, timeout: float = 60.0) -> Hold:
+        """Hold back the answers under `prefix` on host `role` past the first `after` (see Hold)."""
+        h = Hold(role, prefix, after, timeout)
+        self.holds.append(h)
+        return h
+
     def stop(self) -> None:
+        for h in self.holds:
+            h.release()
         for srv in self._servers:
             srv.shutdown()
             srv.server_close()
@@ -505,6 +555,8 @@ class Mirror:
         query = parse_qs(qs) if qs else {}
         query["_headers"] = {k.lower(): v for k, v in (headers or {}).items()}
         query["_body"] = body
+        for h in self.holds:
+            h.admit(role, path)
         f = self.faults
         if self._check_block(role, now):
             resp = Response(403, BLOCK_PAGE, "text/html")

@@ -30,6 +30,9 @@ def _rows(res):
     return res.manifest.table().to_pylist()
 
 
+OBJECTS = "/public/collection/v1/objects/"      # one object's record (the id list is .../objects)
+
+
 def _object_requests(m):
     return Counter(p.rsplit("/", 1)[1] for _, p, _ in m.logs["api"].entries if "/objects/" in p)
 
@@ -224,6 +227,9 @@ def test_materialize_someone_elses_manifest_and_report_mismatch(home, tmp_path):
 def test_resume_after_sigkill(home, tmp_path):
     """Kill the CLI mid-run with SIGKILL, run the same command again: nothing lost, nothing twice."""
     with Mirror(faults=Faults(slow=1.0, slow_seconds=0.05)) as m:
+        # past 30 objects the API holds its answers: the run is still going when the kill comes, however
+        # loaded the machine (released for the second run)
+        hold = m.hold("api", OBJECTS, after=30)
         cmd = [sys.executable, "-m", "artdata", "crawl", "met", "--api-base", m.met_api_base, "--limit", "80",
                "--rate", "30", "--concurrency", "4", "--image-size", "32", "--workers", "1",
                "--home", str(home.root)]
@@ -231,6 +237,7 @@ def test_resume_after_sigkill(home, tmp_path):
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             journal = journal_with(home, 25)
+            hold.wait_held()
             tree = descendants(proc.pid)
             assert len(tree) >= 1, "the image workers were not found"
             proc.send_signal(signal.SIGKILL)
@@ -240,8 +247,9 @@ def test_resume_after_sigkill(home, tmp_path):
                 proc.kill()
                 proc.wait()
         done_before = {json.loads(l)["source_id"] for l in open(journal, "rb") if l.endswith(b"\n")}
-        assert 25 <= len(done_before) < 80
+        assert 25 <= len(done_before) <= 30
         asked_before = _object_requests(m)
+        hold.release()
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         assert "resuming" in out.stderr
@@ -265,11 +273,13 @@ def test_ctrl_c_stops_cleanly_and_resumes(home):
     """SIGINT (Ctrl-C) mid-run: a one-line message, exit 130, the journal intact, the image
     processes gone; the same command then finishes without fetching anything twice."""
     with Mirror(faults=Faults(slow=1.0, slow_seconds=0.05)) as m:
+        hold = m.hold("api", OBJECTS, after=20)      # the run cannot finish before the Ctrl-C
         cmd = [sys.executable, "-m", "artdata", "crawl", "met", "--api-base", m.met_api_base, "--limit", "60",
                "--rate", "30", "--concurrency", "4", "--image-size", "32", "--home", str(home.root)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             journal = journal_with(home, 15)
+            hold.wait_held()
             tree = descendants(proc.pid)
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=30)
@@ -283,7 +293,9 @@ def test_ctrl_c_stops_cleanly_and_resumes(home):
         assert lines and all(l.endswith(b"\n") for l in lines)
         done_before = {json.loads(l)["source_id"] for l in lines}
         assert still_running(tree) == []
+        assert 15 <= len(done_before) <= 20
         asked_before = _object_requests(m)
+        hold.release()
         again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         assert again.returncode == 0, again.stderr
         asked_after = _object_requests(m)
@@ -296,17 +308,20 @@ def test_image_worker_crash_mid_run_fails_only_its_images(home):
     """An image process killed mid-harvest (as a crashing decoder would be): its images become
     failed records that say so, a replacement takes over, every id is still accounted for."""
     with Mirror(faults=Faults(slow=1.0, slow_seconds=0.03)) as m:
+        hold = m.hold("api", OBJECTS, after=15)      # the run is still going when its worker is killed
         cmd = [sys.executable, "-m", "artdata", "crawl", "met", "--api-base", m.met_api_base, "--limit", "60",
                "--rate", "40", "--concurrency", "4", "--image-size", "32", "--workers", "1",
                "--home", str(home.root)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             journal_with(home, 10)
+            hold.wait_held()
             # the image worker: the deepest process below the CLI (CLI -> forkserver -> worker)
             kids = descendants(proc.pid)
             workers = [p for p in kids if not descendants(p) and parent_pid(p) != proc.pid]
             assert len(workers) == 1, kids
             os.kill(workers[0], signal.SIGKILL)
+            hold.release()
             out, err = proc.communicate(timeout=120)
         finally:
             if proc.poll() is None:
