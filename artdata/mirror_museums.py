@@ -40,8 +40,6 @@ import hashlib
 import io
 import re
 
-import pandas as pd
-
 from artdata.mirror import Mirror, Response, _int_or, aspect_size, json_response, object_response
 from artdata.mirror_iiif import _parse_size
 
