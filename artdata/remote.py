@@ -119,7 +119,10 @@ def open_store(url: str):
         if url.split("://", 1)[0].lower() in ("http", "https"):      # every request of the session gets a deadline
             import aiohttp
             base = pull_timeout()
-            kwargs["client_kwargs"] = {"timeout": aiohttp.ClientTimeout(total=base, sock_connect=min(base, 30))}
+            # read_bufsize: a body's pieces come up to PIECE at once (aiohttp's default, 64 kB, costs a round trip
+            # to fsspec's event loop per 64 kB)
+            kwargs["client_kwargs"] = {"timeout": aiohttp.ClientTimeout(total=base, sock_connect=min(base, 30)),
+                                       "read_bufsize": PIECE}
         fs, root = fsspec.core.url_to_fs(url, skip_instance_cache=True, **kwargs)
     except (ImportError, ValueError) as exc:   # an unknown protocol, or its package missing (s3fs, gcsfs...)
         raise RemoteError(f"{url}: {exc}".splitlines()[0]) from None
