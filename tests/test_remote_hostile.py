@@ -6,9 +6,7 @@ import json
 import logging
 import os
 import re
-import socket
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
