@@ -305,6 +305,7 @@ class PoliteClient:
         self.on_note = None    # optional callback(text): one line for the console (a host given up...)
         self._trusted = frozenset(t for t in (trusted_host(h) for h in cfg.trusted_hosts) if t)
         self._checked: dict[tuple[str, int], str | None] = {}   # (host, port) -> refusal reason or None
+        self._pins: dict[tuple[str, int], str] = {}              # (host, port) -> the public address checked
         self._challenged: dict[str, int] = {}                   # host:port -> challenges in a row
         self._given_up: dict[str, str] = {}                     # host:port -> why, for the rest of the run
 
@@ -312,7 +313,10 @@ class PoliteClient:
         # artdata's transport (a third of httpcore's CPU per image); httpx's own with ARTDATA_HTTP_TRANSPORT=httpcore,
         # whose pool is kept no larger than needed: httpcore checks every pooled connection on each request
         limits = httpx.Limits(max_connections=self.cfg.concurrency, max_keepalive_connections=self.cfg.concurrency)
-        transport = FastTransport(limits=limits) if os.environ.get("ARTDATA_HTTP_TRANSPORT") != "httpcore" else None
+        # the address checked for a host is the one connected to (a DNS answer that changes in between cannot
+        # slip a private address past the check)
+        transport = (FastTransport(limits=limits, pinned=lambda host, port: self._pins.get((host.lower(), port)))
+                     if os.environ.get("ARTDATA_HTTP_TRANSPORT") != "httpcore" else None)
         # redirects are followed in get(), one checked hop at a time; only encodings _read_capped can bound
         self._client = httpx.AsyncClient(timeout=self.cfg.timeout, limits=limits, follow_redirects=False,
                                          transport=transport,
@@ -388,14 +392,14 @@ class PoliteClient:
             raise FetchError(url, "malformed port in URL") from None
         key = (host, port)
         if key not in self._checked:
-            self._checked[key] = await self._address_refusal(host, port)
+            self._checked[key] = await self._address_refusal(host, port, self._pins)
         reason = self._checked[key]
         if reason:
             self.stats.refused += 1
             raise HostRefused(url, reason)
 
     @staticmethod
-    async def _address_refusal(host: str, port: int) -> str | None:
+    async def _address_refusal(host: str, port: int, pins: dict) -> str | None:
         try:
             addrs = [ipaddress.ip_address(host)]
         except ValueError:
@@ -414,6 +418,8 @@ class PoliteClient:
                 where = host if str(ip) == host else f"{host} ({ip})"
                 return (f"refused: {where} is a loopback, private or link-local address, which content may not "
                         "steer artdata to (name the host yourself, or --allow-private-hosts)")
+        if addrs and str(addrs[0]) != host:
+            pins[(host, port)] = str(addrs[0])
         return None
 
     async def _once(self, url: str, cap: int) -> httpx.Response:

@@ -290,12 +290,14 @@ class FastTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, *, limits: httpx.Limits = httpx.Limits(max_connections=8, max_keepalive_connections=8),
                  verify: ssl.SSLContext | bool | str = True, eager_bytes: int = 32 * 2**20,
-                 chunk_bytes: int = 2**20, max_header_bytes: int = 64 * 2**10):
+                 chunk_bytes: int = 2**20, max_header_bytes: int = 64 * 2**10,
+                 pinned: Callable[[str, int], str | None] | None = None):
         self.max_connections = limits.max_connections or 2**31
         self.max_keepalive = limits.max_keepalive_connections if limits.max_keepalive_connections is not None else self.max_connections
         self.keepalive_expiry = limits.keepalive_expiry
         self.eager_bytes, self.chunk_bytes, self.max_header_bytes = eager_bytes, chunk_bytes, max_header_bytes
         self._verify = verify
+        self._pinned = pinned       # (host, port) -> the address checked for it (connect there: no second lookup)
         self._ssl: ssl.SSLContext | None = None
         self._idle: dict[tuple, list[_Conn]] = {}    # keep-alive connections by (scheme, host, port)
         self._n_idle = 0
@@ -368,10 +370,11 @@ class FastTransport(httpx.AsyncBaseTransport):
         scheme, host, port = key
         loop = asyncio.get_running_loop()
         tls = self._ssl_context() if scheme == "https" else None
+        addr = (self._pinned(host, port) if self._pinned else None) or host
         try:
             async with asyncio.timeout(timeout):
                 _, conn = await loop.create_connection(
-                    lambda: _Conn(loop, key, 4 * self.chunk_bytes), host, port,
+                    lambda: _Conn(loop, key, 4 * self.chunk_bytes), addr, port,
                     ssl=tls, server_hostname=host if tls else None)
         except TimeoutError:
             raise httpx.ConnectTimeout(f"no connection to {host}:{port} within {timeout:g}s") from None

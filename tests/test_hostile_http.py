@@ -353,7 +353,27 @@ def test_a_manifests_urls_do_not_lead_materialize_to_loopback_hosts(tmp_path, co
         out = materialize(home, res.manifest.ref, client=fast, workers=1)
         assert m.logs["media"].count() == media_before == 0
         assert out.counts["failed"] >= 1 and not out.counts.get("fetched")
-        r = CliRunner().invoke(app, ["manifests", "materialize", "meta", "--home", str(home.root), "--rate", "100",
+        r = CliRunner().invoke(app, ["manifests", "materialize", res.manifest.ref, "--home", str(home.root), "--rate", "100",
                                      "--allow-private-hosts", "--workers", "1"])
         assert r.exit_code == 0, r.output
-        assert m.logs["media"].count() >= 1
+        assert m.logs["media"].count() >= 1, r.output
+
+
+def test_the_address_checked_is_the_address_connected_to(monkeypatch):
+    """A name that resolves to a public address when checked and to a loopback one a moment later (DNS
+    rebinding) is connected to at the address that was checked, never looked up again."""
+    import asyncio as aio
+    answers = iter(["93.184.216.34", "127.0.0.2", "127.0.0.2"])
+    tried = []
+
+    async def getaddrinfo(self, host, port, *a, **kw):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+
+    async def create_connection(self, factory, host=None, port=None, **kw):
+        tried.append((host, port, kw.get("server_hostname")))
+        raise OSError("no network in tests")
+    monkeypatch.setattr(aio.BaseEventLoop, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(aio.BaseEventLoop, "create_connection", create_connection)
+    with pytest.raises(FetchError, match="cannot connect"):
+        get(ClientConfig(**{**FAST, "trusted_hosts": ()}), "http://museum.example/iiif/info.json")
+    assert tried == [("93.184.216.34", 80, None)]
