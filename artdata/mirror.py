@@ -49,6 +49,14 @@ MET_ORIGINAL_SIDE = 1600   # longest side of the mirror's "original" images
 MET_SMALL_SIDE = 800       # longest side of its "web-large" (primaryImageSmall) images
 TATE_RENDITIONS = {"7": 128, "8": 256, "9": 730, "10": 1536}
 
+# Cloudflare's managed challenge as an API client meets it (the AIC image host since late 2025): 403, HTML, and
+# the `cf-mitigated: challenge` header; the page needs a browser to run its script
+CHALLENGE_PAGE = (b"<!DOCTYPE html><html lang=\"en-US\"><head><title>Just a moment...</title>"
+                  b"<meta http-equiv=\"refresh\" content=\"390\"></head><body><div class=\"main-wrapper\">"
+                  b"<noscript>Enable JavaScript and cookies to continue</noscript></div><script>(function(){window._cf_chl_opt="
+                  b"{cvId: '3',cZone: 'artic.edu',cType: 'managed'};var a = document.createElement('script');"
+                  b"a.src = '/cdn-cgi/challenge-platform/h/g/orchestrate/chl_page/v1?ray=8f0';"
+                  b"document.getElementsByTagName('head')[0].appendChild(a);}());</script></body></html>")
 BLOCK_PAGE = (b"<html><head><title>Request Rejected</title></head><body>Request unsuccessful. "
               b"Incapsula incident ID: 000000000000000000-000000000000000000</body></html>")
 
@@ -75,6 +83,7 @@ class Faults:
     html_200: float = 0.0          # objects answering an HTML page with status 200
     iiif_info_error: float = 0.0   # IIIF images whose info.json answers 500
     iiif_ignore_size: bool = False  # the IIIF image service sends its full size whatever is asked
+    challenge_media: str = ""      # media paths with this prefix ("/" for all) answer a Cloudflare managed challenge
 
     @classmethod
     def none(cls) -> "Faults":
@@ -558,7 +567,10 @@ class Mirror:
         for h in self.holds:
             h.admit(role, path)
         f = self.faults
-        if self._check_block(role, now):
+        if role == "media" and f.challenge_media and path.startswith(f.challenge_media):
+            resp = Response(403, CHALLENGE_PAGE, "text/html; charset=UTF-8",
+                            {"cf-mitigated": "challenge", "Server": "cloudflare", "Cache-Control": "no-store"})
+        elif self._check_block(role, now):
             resp = Response(403, BLOCK_PAGE, "text/html")
         elif self._transient("429", raw_path, f.too_many):
             resp = Response(429, b"Too Many Requests", "text/plain", {"Retry-After": f"{f.retry_after:g}"})
