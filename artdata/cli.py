@@ -180,6 +180,8 @@ def crawl_met(
     since: Optional[str] = typer.Option(None, help="Only objects whose metadata changed since DATE (YYYY-MM-DD)."),
     ids_from: Optional[Path] = typer.Option(None, help="Ids to harvest: a list (one per line) or the bulk "
                                                        "MetObjects.csv/.parquet, filtered locally first."),
+    max_member_bytes: Optional[str] = typer.Option(None, "--max-member-bytes", help="Largest --ids-from file "
+                                                   "read (e.g. 4GiB) [default: 1GiB]."),
     limit: Optional[int] = typer.Option(None, min=1, help="Harvest at most this many ids."),
     image_size: int = typer.Option(256, help="Shorter side of stored images, in pixels."),
     metadata_only: bool = MetadataOnlyOpt,
@@ -204,7 +206,7 @@ def crawl_met(
     src = MetSource(api_base=api_base.rstrip("/"), departments=_split_list(department),
                     classifications=_split_list(classification), public_domain_only=public_domain_only,
                     has_image=has_image, since=since, ids_from=str(ids_from) if ids_from else None,
-                    image_size=image_size)
+                    image_size=image_size, max_member_bytes=max_member_bytes)
     keep = tuple(s for s in STATUSES if s != STATUS_NO_IMAGE) if has_image else None
     cfg = HarvestConfig(manifest=name, image=ImageConfig(size=image_size, **_IMAGE_LIMITS),
                         client=_client_cfg(rate, concurrency, user_agent, retries, timeout, block_pause),
@@ -217,6 +219,8 @@ def crawl_met(
 @limit_options
 def crawl_tate(
     table: str = typer.Argument(..., help="Tate artworks: .parquet, artwork_data.csv, the JSON tree folder, or a URL."),
+    max_member_bytes: Optional[str] = typer.Option(None, "--max-member-bytes", help="Largest table read; a Parquet "
+                                                   "file also uncompressed (e.g. 4GiB) [default: 512MiB]."),
     classification: Optional[List[str]] = typer.Option(None, "--classification", "-c", help="e.g. painting."),
     medium: Optional[List[str]] = typer.Option(None, "--medium", "-m", help="Exact medium text (repeatable)."),
     has_thumbnail: bool = typer.Option(False, "--has-thumbnail", help="Only works with a thumbnail."),
@@ -245,7 +249,8 @@ def crawl_tate(
     from artdata.sources.tate import TateSource
     src = TateSource(table=table, classifications=_split_list(classification), media=medium or [],
                      has_thumbnail=has_thumbnail, acquired_from=acquired_from, acquired_to=acquired_to,
-                     no_copyright_restricted=no_copyright_restricted, image_base=image_base, image_size=image_size)
+                     no_copyright_restricted=no_copyright_restricted, image_base=image_base, image_size=image_size,
+                     max_member_bytes=max_member_bytes)
     cfg = HarvestConfig(manifest=name, image=ImageConfig(size=image_size, **_IMAGE_LIMITS),
                         client=_client_cfg(rate, concurrency, user_agent, retries, timeout, block_pause),
                         metadata_only=metadata_only, retry_failed=retry_failed, limit=limit, workers=workers)
@@ -263,6 +268,8 @@ def crawl_aic(
                                             help="Only public-domain (CC0) artworks."),
     dump: Optional[Path] = typer.Option(None, help="The museum's data dump (a folder or tarball of JSON, or JSON "
                                                    "lines): select from it, no API request for metadata."),
+    max_member_bytes: Optional[str] = typer.Option(None, "--max-member-bytes", help="Largest --dump file, tarball "
+                                                   "member or line read, decompressed (e.g. 4GiB) [default: 64MiB]."),
     contact: str = typer.Option("", help="Your e-mail or project URL, sent in the AIC-User-Agent header the museum "
                                          "asks for."),
     image_size: int = typer.Option(256, help="Shorter side of stored images (IIIF width at most 843, as the "
@@ -288,7 +295,7 @@ def crawl_aic(
                        metadata_only, retry_failed, headers=(("AIC-User-Agent", ua),))
     src = AicSource(api_base=api_base.rstrip("/"), classifications=_split_list(classification),
                     departments=_split_list(department), public_domain_only=public_domain_only,
-                    dump=str(dump) if dump else None, image_size=image_size)
+                    dump=str(dump) if dump else None, image_size=image_size, max_member_bytes=max_member_bytes)
     _run_harvest(src, cfg, _home(home), "aic")
 
 
@@ -304,6 +311,8 @@ def crawl_cleveland(
     cc0_only: bool = typer.Option(True, "--cc0-only/--all-rights", help="Only CC0 artworks (share_license_status)."),
     dump: Optional[Path] = typer.Option(None, help="The museum's bulk data.json or data.csv: select from it, no "
                                                    "API request for metadata."),
+    max_member_bytes: Optional[str] = typer.Option(None, "--max-member-bytes", help="Largest data.json, or line or "
+                                                   "row of a streamed dump, read (e.g. 4GiB) [default: 2GiB]."),
     image_size: int = typer.Option(256, help="Shorter side of stored images; picks the smallest of the web, "
                                              "print and full renditions that is large enough."),
     limit: Optional[int] = typer.Option(None, min=1, help="Harvest at most this many artworks."),
@@ -324,7 +333,8 @@ def crawl_cleveland(
     cfg = _harvest_cfg(name, image_size, rate, concurrency, user_agent, retries, timeout, block_pause, limit, workers,
                        metadata_only, retry_failed)
     src = ClevelandSource(api_base=api_base.rstrip("/"), types=_split_list(type_), departments=_split_list(department),
-                          cc0_only=cc0_only, dump=str(dump) if dump else None, image_size=image_size)
+                          cc0_only=cc0_only, dump=str(dump) if dump else None, image_size=image_size,
+                          max_member_bytes=max_member_bytes)
     _run_harvest(src, cfg, _home(home), "cleveland")
 
 
@@ -334,6 +344,8 @@ def crawl_nga(
     data: str = typer.Argument("https://raw.githubusercontent.com/NationalGalleryOfArt/opendata/main/data",
                                help="The NGA open-data folder (objects.csv, published_images.csv and, for "
                                     "nationalities, objects_constituents.csv, constituents.csv), or its URL."),
+    max_member_bytes: Optional[str] = typer.Option(None, "--max-member-bytes", help="Largest table read, a .zip's "
+                                                   "CSV decompressed (e.g. 4GiB) [default: 512MiB]."),
     classification: Optional[List[str]] = typer.Option(None, help="objects.classification kept, e.g. Painting "
                                                                   "(repeat or comma-separate)."),
     open_access_only: bool = typer.Option(True, "--open-access-only/--all-rights",
@@ -359,7 +371,7 @@ def crawl_nga(
                        metadata_only, retry_failed)
     src = NgaSource(data=data.rstrip("/") if data.startswith(("http://", "https://")) else data,
                     classifications=_split_list(classification), open_access_only=open_access_only,
-                    image_size=image_size)
+                    image_size=image_size, max_member_bytes=max_member_bytes)
     _run_harvest(src, cfg, _home(home), "nga")
 
 

@@ -19,10 +19,13 @@ import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from artdata import ArtdataError
-from artdata.harvest import Job, decode_json
+from artdata.harvest import Job
 from artdata.http import FetchError, PoliteClient
 from artdata.records import STATUS_NO_IMAGE, STATUS_NOT_FOUND, extra_json, new_record
+from artdata.sources import FieldError, integer, json_answer, shown
 
 MAX_DEPTH = 5              # collections inside collections
 MAX_MANIFESTS = 1_000_000  # a bound on what one listing may expand to
@@ -45,39 +48,63 @@ class Gone(ArtdataError):
     """A IIIF document that answered 404 or 410."""
 
 
-def text(value) -> str | None:
-    """A IIIF label or value as plain text: a string, a v2 list / {"@value"} form, or a v3 language map."""
-    if value is None:
+def text(value, _depth: int = 0) -> str | None:
+    """A IIIF label or value as plain text: a string, a v2 list / {"@value"} form, or a v3 language map (nested
+    at most 32 deep: a deeper value is cut there, never a RecursionError)."""
+    if value is None or _depth > 32:
         return None
     if isinstance(value, str):
         return value.strip() or None
     if isinstance(value, list):
-        parts = [text(v) for v in value]
+        parts = [text(v, _depth + 1) for v in value]
         return "; ".join(p for p in parts if p) or None
     if isinstance(value, dict):
         if "@value" in value:
-            return text(value["@value"])
+            return text(value["@value"], _depth + 1)
         for lang in ("en", "none", *value.keys()):
             if lang in value:
-                return text(value[lang])
+                return text(value[lang], _depth + 1)
+        return None
     return str(value)
 
 
 def _kind(doc: dict) -> str:
+    if not isinstance(doc, dict):
+        return ""
     t = doc.get("type") or doc.get("@type") or ""
     t = t[0] if isinstance(t, list) and t else t
     return str(t).split(":")[-1].lower()          # sc:Manifest -> manifest, Collection -> collection
 
 
 def _id(doc: dict) -> str | None:
-    return doc.get("id") or doc.get("@id")
+    v = (doc.get("id") or doc.get("@id")) if isinstance(doc, dict) else None
+    return v if isinstance(v, str) else None
+
+
+def _items(v) -> list:
+    """A list-valued property that may be missing or malformed: the list, else [] (what it holds is checked by
+    whoever reads it)."""
+    return v if isinstance(v, list) else []
+
+
+def _objects(v, name: str) -> list[dict]:
+    """A property that must be a list of objects (a manifest's `items`, a sequence's `canvases`): the list, [] when
+    missing, else a FieldError naming the property and the entry."""
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        raise FieldError(f"{name}: expected a list, got {shown(v)}")
+    for i, x in enumerate(v):
+        if not isinstance(x, dict):
+            raise FieldError(f"{name}[{i}]: expected an object, got {shown(x)!r}")
+    return v
 
 
 def canvases(manifest: dict) -> list[dict]:
     if "items" in manifest:                                   # v3
-        return [c for c in manifest["items"] if _kind(c) == "canvas"]
-    seqs = manifest.get("sequences") or []                     # v2
-    return list(seqs[0].get("canvases") or []) if seqs else []
+        return [c for c in _objects(manifest["items"], "items") if _kind(c) == "canvas"]
+    seqs = _objects(manifest.get("sequences") or None, "sequences")    # v2
+    return list(_objects(seqs[0].get("canvases") or None, "sequences[0].canvases")) if seqs else []
 
 
 def _resources(canvas: dict) -> list[dict]:
@@ -85,11 +112,11 @@ def _resources(canvas: dict) -> list[dict]:
     (a Choice gives its default / first item)."""
     out = []
     if "items" in canvas:
-        annos = [a for page in canvas.get("items") or [] if isinstance(page, dict)
-                 for a in page.get("items") or [] if isinstance(a, dict)]
+        annos = [a for page in _items(canvas.get("items")) if isinstance(page, dict)
+                 for a in _items(page.get("items")) if isinstance(a, dict)]
         found = [a.get("body") for a in annos]
     else:
-        found = [img.get("resource") for img in canvas.get("images") or [] if isinstance(img, dict)]
+        found = [img.get("resource") for img in _items(canvas.get("images")) if isinstance(img, dict)]
     for body in found:
         body = body[0] if isinstance(body, list) and body else body
         if isinstance(body, dict) and "choice" in str(body.get("type") or body.get("@type") or "").lower():
@@ -150,12 +177,14 @@ def size_request(info: dict | None, want: int) -> str:
     """The IIIF size parameter giving a shorter side of at least `want` px, without the full resolution."""
     if not info:
         return f"!{2 * want},{2 * want}"
-    w, h = info.get("width"), info.get("height")
-    sizes = [s for s in info.get("sizes") or [] if isinstance(s, dict) and s.get("width") and s.get("height")]
-    ok = sorted((s for s in sizes if min(s["width"], s["height"]) >= want), key=lambda s: s["width"])
+    w, h = integer(info.get("width")), integer(info.get("height"))
+    sizes = [(integer(s.get("width")), integer(s.get("height"))) for s in _items(info.get("sizes"))
+             if isinstance(s, dict)]
+    ok = sorted((sw, sh) for sw, sh in sizes if sw and sh and 0 < sw < 2**31 and 0 < sh < 2**31
+                and min(sw, sh) >= want)
     if ok:
-        return f"{ok[0]['width']},"
-    if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
+        return f"{ok[0][0]},"
+    if not (w and h and 0 < w < 2**31 and 0 < h < 2**31):
         return f"!{2 * want},{2 * want}"
     if min(w, h) <= want:           # the image is no larger than asked: the largest the service gives
         return f"{w},"
@@ -168,7 +197,7 @@ def image_url(service: str, version: int, size: str) -> str:
 
 def metadata_pairs(manifest: dict) -> dict[str, str]:
     out = {}
-    for pair in manifest.get("metadata") or []:
+    for pair in _items(manifest.get("metadata")):
         if isinstance(pair, dict):
             k, v = text(pair.get("label")), text(pair.get("value"))
             if k and v and k not in out:
@@ -207,6 +236,7 @@ class IiifSource:
     name: str = "iiif"
     _docs: dict = field(default_factory=dict, repr=False)
     _gone: dict = field(default_factory=dict, repr=False)      # url -> "HTTP 404 from url"
+    _bad: dict = field(default_factory=dict, repr=False)       # a listed member that cannot be read -> why
     _lock: asyncio.Lock | None = field(default=None, repr=False)
 
     def selection(self) -> dict:
@@ -250,7 +280,7 @@ class IiifSource:
             raise Gone(f"HTTP {resp.status_code} from {url}")
         if resp.status_code != 200:
             raise ArtdataError(f"HTTP {resp.status_code} from {url}")
-        doc = decode_json(resp, "IIIF document")
+        doc = json_answer(resp, "IIIF document")
         if not isinstance(doc, dict):
             raise ArtdataError(f"IIIF document: not a JSON object from {url}")
         if len(self._docs) < 10_000:
@@ -276,18 +306,25 @@ class IiifSource:
             if kind == "collection":
                 if depth >= MAX_DEPTH:
                     raise ArtdataError(f"{url}: collections nested deeper than {MAX_DEPTH}")
-                members = (doc.get("items") or []) + (doc.get("manifests") or []) + (doc.get("collections") or []) \
-                    + (doc.get("members") or [])
-                for m in members:
+                members = [m for key in ("items", "manifests", "collections", "members") for m in _items(doc.get(key))]
+                for i, m in enumerate(members):
                     mid = _id(m) if isinstance(m, dict) else m
-                    if not mid:
+                    if not isinstance(mid, str) or not mid.startswith(("http://", "https://")):
+                        key = f"{url}#member={i}"       # one malformed member: a failed record naming it
+                        self._bad[key] = (f"{url}: member {i} of the collection has no http(s) id "
+                                          f"({shown(mid if mid is not None else m)!r})")
+                        ids.append(key)
                         continue
                     if isinstance(m, dict) and _kind(m) == "manifest":
                         if mid not in seen:
                             seen.add(mid)
                             await self._add_manifest(client, mid, ids)
                     else:
-                        await walk(mid, depth + 1)
+                        try:
+                            await walk(mid, depth + 1)
+                        except ArtdataError as exc:     # a listed collection that cannot be read: its record
+                            self._bad[mid] = str(exc)   # says why, the rest is harvested
+                            ids.append(mid)
             elif kind == "manifest":
                 await self._add_manifest(client, url, ids, doc)
             else:
@@ -309,16 +346,27 @@ class IiifSource:
             except (ArtdataError, FetchError):      # gone or unreadable: its record says so (not_found / failed)
                 ids.append(url)
                 return
-        n = len(canvases(doc))
+        try:
+            n = len(canvases(doc))
+        except ArtdataError:            # a malformed manifest: its record names the field
+            n = 1
         ids.extend(url if i == 0 else f"{url}#canvas={i}" for i in range(max(1, n)))
 
     async def job(self, client: PoliteClient, sid: str) -> Job:
+        if sid in self._bad:
+            raise ArtdataError(self._bad[sid])
+        if "#member=" in sid:           # a resumed run's stand-in for a malformed collection member
+            raise ArtdataError(f"{sid.partition('#member=')[0]}: a member of the collection has no http(s) id")
         url, _, frag = sid.partition("#canvas=")
+        if frag and not frag.isdigit():
+            raise ArtdataError(f"{sid}: not a canvas number")
         index = int(frag) if frag else 0
         try:
             manifest = await self._get(client, url)
         except Gone as exc:
             return Job(new_record("iiif", sid, status=STATUS_NOT_FOUND, error=str(exc)))
+        if _kind(manifest) not in ("manifest", ""):
+            raise ArtdataError(f"{url}: a IIIF {_kind(manifest)} is not a Manifest")
         items = canvases(manifest)
         canvas = items[index] if index < len(items) else None
         rec = record_from_manifest(sid, manifest, canvas)
@@ -335,9 +383,9 @@ class IiifSource:
         try:
             resp = await client.get(f"{service}/info.json")
             if resp.status_code == 200:
-                info = decode_json(resp, "info.json")
-        except (ArtdataError, FetchError):
-            info = None          # an unreadable info.json: a fitted request instead
+                info = json_answer(resp, "info.json")
+        except (ArtdataError, FetchError, httpx.HTTPError):
+            info = None          # an unreadable info.json (a redirect loop too): a fitted request instead
         if not isinstance(info, dict):
             info = None
         rec["image_url"] = image_url(service, version, size_request(info, self.image_size))

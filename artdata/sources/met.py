@@ -12,23 +12,24 @@ from pathlib import Path
 import pandas as pd
 
 from artdata import ArtdataError
-from artdata.harvest import Job, decode_json
+from artdata.harvest import Job
 from artdata.http import PoliteClient
 from artdata.records import (STATUS_NO_IMAGE, STATUS_NOT_FOUND, STATUS_NOT_PUBLIC_DOMAIN, STATUS_FILTERED,
                              extra_json, new_record)
-from artdata.sources import text as _s
+from artdata.sources import check_file, check_parquet, http_url, int32, json_answer, parse_bytes, record_id, shown, \
+    text as _s
 
 DEFAULT_API = "https://collectionapi.metmuseum.org/public/collection/v1"
 # The web-large rendition is assumed to be about this long on its longest side; asking for a
 # larger --image-size goes straight to the original. Smaller answers fall back to the original.
 WEB_LARGE_SIDE = 800
+# the largest --ids-from table read (MetObjects.csv is about 300 MB for its 480,000 objects); --max-member-bytes
+DEFAULT_MAX_MEMBER_BYTES = 2**30
 
 
 def _int(v) -> int | None:
-    try:
-        return int(str(v).strip())
-    except (TypeError, ValueError):
-        return None
+    """An int32 from 1850 or "1850" (the API's years), else None."""
+    return int32(v) if str(v).strip().lstrip("-").isdigit() else None
 
 
 @dataclass
@@ -41,7 +42,13 @@ class MetSource:
     since: str | None = None
     ids_from: str | None = None
     image_size: int = 256
+    # the largest --ids-from table read (a count of bytes, or text such as 2GiB)
+    max_member_bytes: int | str | None = DEFAULT_MAX_MEMBER_BYTES
     name: str = "met"
+
+    def __post_init__(self):
+        self.max_member_bytes = parse_bytes(self.max_member_bytes, DEFAULT_MAX_MEMBER_BYTES)
+        self._bad: dict[str, str] = {}      # stand-in id of a malformed row -> why (a failed record naming it)
 
     def selection(self) -> dict:
         return {"api_base": self.api_base, "departments": self.departments,
@@ -56,13 +63,19 @@ class MetSource:
         resp = await client.get(f"{self.api_base}/departments")
         if resp.status_code != 200:
             raise ArtdataError(f"cannot list departments: HTTP {resp.status_code} from {resp.request.url}")
-        known = {d["displayName"].lower(): d["departmentId"] for d in decode_json(resp, "departments")["departments"]}
+        body = json_answer(resp, "departments")
+        listed = body.get("departments") if isinstance(body, dict) else None
+        if not isinstance(listed, list):
+            raise ArtdataError(f"departments: no departments array from {resp.request.url}")
+        known = {_s(d.get("displayName"), "displayName").lower(): d.get("departmentId") for d in listed
+                 if isinstance(d, dict) and _s(d.get("displayName"), "displayName")
+                 and record_id(d.get("departmentId"))}
         out = []
         for d in self.departments:
             if str(d).strip().isdigit():
                 out.append(int(d))
-            elif d.lower() in known:
-                out.append(known[d.lower()])
+            elif str(d).lower() in known:
+                out.append(int(record_id(known[str(d).lower()])))
             else:
                 raise ArtdataError(f"unknown Met department {d!r}; known: {', '.join(sorted(known))}")
         return out
@@ -80,16 +93,29 @@ class MetSource:
         resp = await client.get(url)
         if resp.status_code != 200:
             raise ArtdataError(f"cannot list objects: HTTP {resp.status_code} from {url}")
-        data = decode_json(resp, "object list")
-        return [str(i) for i in (data.get("objectIDs") or [])]
+        data = json_answer(resp, "object list")
+        listed = data.get("objectIDs") if isinstance(data, dict) else None
+        if listed is not None and not isinstance(listed, list):
+            raise ArtdataError(f"object list: objectIDs is not a list ({url})")
+        out = []
+        for i in listed or []:
+            sid = record_id(i)
+            if sid is None:             # one malformed id: a failed record naming it, the listing goes on
+                sid = shown(i, 40)
+                self._bad[sid] = f"object list: object id {sid!r} is not a number ({url})"
+            out.append(sid)
+        return out
 
     def _ids_from_file(self, path: Path) -> list[str]:
         """A plain list of ids, or the bulk MetObjects.csv / Parquet filtered on its own columns."""
         if not path.is_file():
             raise ArtdataError(f"--ids-from: no such file: {path}")
         suffix = path.suffix.lower()
+        check_file(path, self.max_member_bytes, f"--ids-from {path}")
         if suffix in (".parquet", ".csv"):
             try:
+                if suffix == ".parquet":
+                    check_parquet(path, f"--ids-from {path}", self.max_member_bytes)
                 df = pd.read_parquet(path) if suffix == ".parquet" else pd.read_csv(path, dtype=str,
                                                                                     keep_default_na=False)
             except (OSError, ValueError) as exc:
@@ -99,13 +125,22 @@ class MetSource:
             if self.departments and "Department" in df.columns:
                 wanted = {d.lower() for d in self.departments if not str(d).isdigit()}
                 if wanted:
-                    df = df[df["Department"].str.strip().str.lower().isin(wanted)]
+                    df = df[df["Department"].astype(str).str.strip().str.lower().isin(wanted)]
             if self.classifications and "Classification" in df.columns:
                 wanted = {c.lower() for c in self.classifications}
-                df = df[df["Classification"].str.strip().str.lower().isin(wanted)]
+                df = df[df["Classification"].astype(str).str.strip().str.lower().isin(wanted)]
             if self.public_domain_only and "Is Public Domain" in df.columns:
                 df = df[df["Is Public Domain"].astype(str).str.lower().isin(["true", "1"])]
-            return [str(i).strip() for i in df["Object ID"] if str(i).strip()]
+            ids = []
+            for n, i in zip(df.index, df["Object ID"]):
+                if _s(i) is None:
+                    continue
+                sid = record_id(i)
+                if sid is None:         # one malformed row: a failed record naming it, the rest is harvested
+                    sid = shown(_s(i), 40)
+                    self._bad[sid] = f"--ids-from {path} row {int(n) + 1}: Object ID {sid!r} is not a number"
+                ids.append(sid)
+            return ids
         ids = []
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             line = line.split("#")[0].strip()
@@ -118,29 +153,35 @@ class MetSource:
 
     # -- one object
     async def job(self, client: PoliteClient, sid: str) -> Job:
+        if sid in self._bad:
+            raise ArtdataError(self._bad[sid])
+        if record_id(sid) != sid:               # never an id that is no number in a request's path
+            raise ArtdataError(f"object id {sid!r} is not a number")
         url = f"{self.api_base}/objects/{sid}"
         resp = await client.get(url)
         if resp.status_code == 404:
             msg = ""
             try:
-                msg = resp.json().get("message", "")
-            except ValueError:
+                body = resp.json()
+                msg = _s(body.get("message"), "message") or "" if isinstance(body, dict) else ""
+            except (ValueError, RecursionError, ArtdataError):
                 pass
             return Job(new_record("met", sid, status=STATUS_NOT_FOUND, error=f"404 {msg}".strip(), page_url=None))
         if resp.status_code != 200:
             raise ArtdataError(f"HTTP {resp.status_code} from {url}")
-        obj = decode_json(resp, f"object {sid}")
+        obj = json_answer(resp, f"object {sid}")
         if not isinstance(obj, dict) or "objectID" not in obj:
             raise ArtdataError(f"object {sid}: answer without objectID from {url}")
-        rec = record_from_object(obj)
-        if self.classifications and (obj.get("classification") or "").lower() not in \
+        rec = record_from_object(obj, sid)
+        if self.classifications and (_s(obj.get("classification"), "classification") or "").lower() not in \
                 {c.lower() for c in self.classifications}:
             rec.update(status=STATUS_FILTERED, error=f"classification {obj.get('classification')!r} not selected")
             return Job(rec)
         if self.public_domain_only and not obj.get("isPublicDomain"):
             rec.update(status=STATUS_NOT_PUBLIC_DOMAIN)
             return Job(rec)
-        small, orig = _s(obj.get("primaryImageSmall")), _s(obj.get("primaryImage"))
+        small, orig = http_url(obj.get("primaryImageSmall"), "primaryImageSmall"), \
+            http_url(obj.get("primaryImage"), "primaryImage")
         if not small and not orig:
             rec.update(status=STATUS_NO_IMAGE)
             return Job(rec)
@@ -149,30 +190,33 @@ class MetSource:
         return Job(rec, urls, min_side=self.image_size)
 
 
-def record_from_object(obj: dict) -> dict:
-    """Met API object JSON -> record (the whole JSON kept in `extra`)."""
-    tags = [t.get("term") for t in (obj.get("tags") or []) if isinstance(t, dict) and t.get("term")]
-    pd_ = bool(obj.get("isPublicDomain"))
+def record_from_object(obj: dict, sid: str | None = None) -> dict:
+    """Met API object JSON -> record (the whole JSON kept in `extra`); a value of the wrong type is coerced (a
+    number as text) or a FieldError naming the field."""
+    tags = obj.get("tags") if isinstance(obj.get("tags"), list) else []
+    tags = [_s(t.get("term"), "tags.term") for t in tags if isinstance(t, dict)]
+    tags = [t for t in tags if t]
+    pd_ = obj.get("isPublicDomain") is True
     return new_record(
-        "met", obj["objectID"],
-        page_url=_s(obj.get("objectURL")),
+        "met", sid or obj["objectID"],
+        page_url=_s(obj.get("objectURL"), "objectURL"),
         license="CC0-1.0" if pd_ else None,
         is_public_domain=pd_,
-        copyright=_s(obj.get("rightsAndReproduction")),
-        title=_s(obj.get("title")),
-        artist=_s(obj.get("artistDisplayName")),
-        artist_nationality=_s(obj.get("artistNationality")),
-        culture=_s(obj.get("culture")),
-        country=_s(obj.get("country")),
-        region=_s(obj.get("region")),
-        department=_s(obj.get("department")),
-        classification=_s(obj.get("classification")),
-        object_name=_s(obj.get("objectName")),
-        medium=_s(obj.get("medium")),
-        date_text=_s(obj.get("objectDate")),
+        copyright=_s(obj.get("rightsAndReproduction"), "rightsAndReproduction"),
+        title=_s(obj.get("title"), "title"),
+        artist=_s(obj.get("artistDisplayName"), "artistDisplayName"),
+        artist_nationality=_s(obj.get("artistNationality"), "artistNationality"),
+        culture=_s(obj.get("culture"), "culture"),
+        country=_s(obj.get("country"), "country"),
+        region=_s(obj.get("region"), "region"),
+        department=_s(obj.get("department"), "department"),
+        classification=_s(obj.get("classification"), "classification"),
+        object_name=_s(obj.get("objectName"), "objectName"),
+        medium=_s(obj.get("medium"), "medium"),
+        date_text=_s(obj.get("objectDate"), "objectDate"),
         date_begin=_int(obj.get("objectBeginDate")),
         date_end=_int(obj.get("objectEndDate")),
-        dimensions=_s(obj.get("dimensions")),
+        dimensions=_s(obj.get("dimensions"), "dimensions"),
         tags=tags or None,
         extra=extra_json(obj),
     )

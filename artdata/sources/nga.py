@@ -26,6 +26,7 @@ import asyncio
 import io
 import math
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,12 +36,16 @@ from artdata import ArtdataError
 from artdata.harvest import Job
 from artdata.http import PoliteClient
 from artdata.records import STATUS_FAILED, STATUS_FILTERED, STATUS_NOT_PUBLIC_DOMAIN, extra_json, new_record
-from artdata.sources import integer as _int, text as _s
+from artdata.sources import CappedReader, check_file, http_url, int32, integer as _int, parse_bytes, text as _s, \
+    too_large
 
 DEFAULT_DATA = "https://raw.githubusercontent.com/NationalGalleryOfArt/opendata/main/data"
 WEBSITE = "https://www.nga.gov/collection"
 OBJECT_COLUMNS = ("objectid", "title")
 IMAGE_COLUMNS = ("depictstmsobjectid", "iiifurl", "viewtype", "maxpixels")   # and an optional openaccess
+# the largest table read (a CSV, or the CSV inside a .zip, decompressed): the museum's are tens of MB (objects.csv
+# about 100 MB for its 130,000+ objects); --max-member-bytes raises it
+DEFAULT_MAX_MEMBER_BYTES = 512 * 2**20
 
 
 def iiif_box(width, height, image_size: int, maxpixels=None) -> int:
@@ -68,20 +73,40 @@ def open_access(img: dict) -> bool:
     return _s(img.get("maxpixels")) is None
 
 
-def _read_csv(data: bytes, where: str, required: tuple[str, ...]) -> pd.DataFrame:
-    if data[:4] == b"PK\x03\x04":
+def _read_csv(src: bytes | Path, where: str, required: tuple[str, ...],
+              max_bytes: int = DEFAULT_MAX_MEMBER_BYTES) -> pd.DataFrame:
+    """A table from a file, an answer's bytes, or the one CSV of a zip of either: read as a stream, refused above
+    `max_bytes` (a zip member by its declared size before any byte is inflated, and by the bytes inflated)."""
+    if isinstance(src, Path):
+        check_file(src, max_bytes, where)
+        fh = open(src, "rb")
+    else:
+        if len(src) > max_bytes:
+            raise too_large(where, max_bytes, len(src))
+        fh = io.BytesIO(src)
+    with fh:
+        stream = fh
+        if fh.read(4) == b"PK\x03\x04":
+            fh.seek(0)
+            try:
+                z = zipfile.ZipFile(fh)
+                members = [i for i in z.infolist() if i.filename.lower().endswith(".csv") and not i.is_dir()]
+                if len(members) != 1:
+                    raise ArtdataError(f"{where}: expected one CSV in the zip, found {len(members)}")
+                info = members[0]
+                where = f"{where}:{info.filename}"
+                if info.file_size > max_bytes:
+                    raise too_large(where, max_bytes, info.file_size)
+                stream = io.BufferedReader(CappedReader(z.open(info), max_bytes, where), 1 << 20)
+            except (zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
+                raise ArtdataError(f"{where}: unreadable zip ({exc})") from None
+        else:
+            fh.seek(0)
         try:
-            with zipfile.ZipFile(io.BytesIO(data)) as z:
-                names = [n for n in z.namelist() if n.lower().endswith(".csv")]
-                if len(names) != 1:
-                    raise ArtdataError(f"{where}: expected one CSV in the zip, found {len(names)}")
-                data = z.read(names[0])
-        except zipfile.BadZipFile as exc:
-            raise ArtdataError(f"{where}: unreadable zip ({exc})") from None
-    try:
-        df = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8")
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise ArtdataError(f"{where}: cannot read CSV ({type(exc).__name__}: {exc})") from None
+            df = pd.read_csv(stream, dtype=str, keep_default_na=False, encoding="utf-8")
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError, zipfile.BadZipFile, zlib.error,
+                EOFError) as exc:
+            raise ArtdataError(f"{where}: cannot read CSV ({type(exc).__name__}: {exc})") from None
     df = df.replace({"": None})
     missing = [c for c in required if c not in df.columns]
     if missing:
@@ -96,9 +121,12 @@ class NgaSource:
     classifications: list[str] = field(default_factory=list)
     open_access_only: bool = True
     image_size: int = 256
+    # the largest table (or zip member) read, decompressed (a count of bytes, or text such as 2GiB)
+    max_member_bytes: int | str | None = DEFAULT_MAX_MEMBER_BYTES
     name: str = "nga"
 
     def __post_init__(self):
+        self.max_member_bytes = parse_bytes(self.max_member_bytes, DEFAULT_MAX_MEMBER_BYTES)
         self._rows: dict[str, tuple[dict, dict, str | None]] | None = None
         self._loading: asyncio.Lock | None = None
 
@@ -116,15 +144,15 @@ class NgaSource:
         for ext in (".csv", ".zip"):
             if self._remote:
                 url = f"{self.data.rstrip('/')}/{name}{ext}"
-                resp = await client.get(url)
+                resp = await client.get(url, max_bytes=self.max_member_bytes)
                 if resp.status_code == 404:
                     continue
                 if resp.status_code != 200:
                     raise ArtdataError(f"{url}: HTTP {resp.status_code}")
-                return _read_csv(resp.content, url, required)
+                return _read_csv(resp.content, url, required, self.max_member_bytes)
             path = Path(self.data) / f"{name}{ext}"
             if path.is_file():
-                return _read_csv(path.read_bytes(), str(path), required)
+                return _read_csv(path, str(path), required, self.max_member_bytes)
         if optional:
             return None
         if not self._remote and not Path(self.data).is_dir():
@@ -196,8 +224,8 @@ class NgaSource:
             object_name=_s(obj.get("subclassification")) or _s(obj.get("visualbrowserclassification")),
             medium=_s(obj.get("medium")),
             date_text=_s(obj.get("displaydate")),
-            date_begin=_int(obj.get("beginyear")),
-            date_end=_int(obj.get("endyear")),
+            date_begin=int32(obj.get("beginyear")),
+            date_end=int32(obj.get("endyear")),
             dimensions=_s(obj.get("dimensions")),
             extra=extra_json({**obj, "image": {k: v for k, v in img.items() if v is not None}}),
         )
@@ -210,7 +238,12 @@ class NgaSource:
             rec.update(status=STATUS_FAILED, error=f"published_images.csv: maxpixels {box[:40]!r} of image "
                                                    f"{_s(img.get('uuid'))} is not a positive number of pixels")
             return Job(rec)
-        base = img["iiifurl"].rstrip("/")
+        base = http_url(img.get("iiifurl"), "published_images.csv iiifurl")
+        if base is None:
+            rec.update(status=STATUS_FAILED, error=f"published_images.csv: image {_s(img.get('uuid'))} of object "
+                                                   f"{sid} has an empty iiifurl")
+            return Job(rec)
+        base = base.rstrip("/")
         n = iiif_box(img.get("width"), img.get("height"), self.image_size, img.get("maxpixels"))
         urls = [f"{base}/full/!{n},{n}/0/default.jpg"]
         if not (_int(img.get("width")) and _int(img.get("height"))):      # a larger try, within the box too

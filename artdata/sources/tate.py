@@ -20,26 +20,53 @@ from artdata import ArtdataError
 from artdata.harvest import Job
 from artdata.http import PoliteClient
 from artdata.records import STATUS_NO_IMAGE, extra_json, new_record
+from artdata.sources import FieldError, TooLarge, check_file, check_parquet, http_url, id_order, int32, \
+    integer, loads, parse_bytes, record_id, shown, text as _s, too_large
 
 RENDITIONS = [("7", 128), ("8", 256), ("9", 730), ("10", 1536)]
 TATE_HOST = "http://www.tate.org.uk"
 REQUIRED = ("id", "medium", "thumbnailUrl")
 _RENDITION_RE = re.compile(r"_(\d+)\.jpg$")
+# the largest table read (a file, or the answer for a URL; a Parquet file also by its uncompressed size): Tate's
+# artwork_data.csv is about 35 MB for its 70,000 works; --max-member-bytes raises it
+DEFAULT_MAX_MEMBER_BYTES = 512 * 2**20
 
 
-def read_table(src: str) -> pd.DataFrame:
-    """Tate's artworks as a DataFrame from Parquet, CSV or the per-artwork JSON tree (folder)."""
+def read_table(src: str, max_bytes: int = DEFAULT_MAX_MEMBER_BYTES, bad: dict | None = None) -> pd.DataFrame:
+    """Tate's artworks as a DataFrame from Parquet, CSV or the per-artwork JSON tree (folder). A file (or an
+    answer, for a URL) above `max_bytes` is refused, a Parquet file by its uncompressed size too, before it is
+    read. A malformed JSON file of the tree goes into `bad` (its path -> why) when given, else is an error."""
     p = Path(src)
     try:
         if p.is_dir():
-            rows = [_flatten_json(json.loads(f.read_text(encoding="utf-8"))) for f in sorted(p.rglob("*.json"))]
+            rows = []
+            for f in sorted(p.rglob("*.json")):
+                try:
+                    check_file(f, max_bytes)
+                    doc = loads(f.read_bytes(), str(f))
+                    if not isinstance(doc, dict):
+                        raise ArtdataError(f"{f}: not an artwork record (a JSON {type(doc).__name__})")
+                    rows.append(_flatten_json(doc, str(f)))
+                except TooLarge:
+                    raise
+                except ArtdataError as exc:
+                    if bad is None:
+                        raise
+                    bad[f.relative_to(p).as_posix()] = str(exc)
             if not rows:
-                raise ArtdataError(f"{src}: no artwork JSON files found")
+                raise ArtdataError(next(iter(bad.values())) if bad else f"{src}: no artwork JSON files found")
             df = pd.DataFrame(rows)
         elif src.lower().split("?")[0].endswith(".parquet"):
-            df = pd.read_parquet(src if p.exists() else io.BytesIO(_fetch(src)))
+            if p.exists():
+                check_file(p, max_bytes)
+            data = p if p.exists() else io.BytesIO(_fetch(src, max_bytes))
+            check_parquet(data, src, max_bytes)
+            df = pd.read_parquet(data)
         elif src.lower().split("?")[0].endswith(".csv"):
-            df = pd.read_csv(src if p.exists() else io.BytesIO(_fetch(src)), dtype=str, keep_default_na=False)
+            if p.exists():
+                check_file(p, max_bytes)
+            df = pd.read_csv(src if p.exists() else io.BytesIO(_fetch(src, max_bytes)), dtype=str,
+                             keep_default_na=False)
             df = df.replace({"": None})
         else:
             raise ArtdataError(f"{src}: expected a .parquet or .csv file, or a folder of artwork JSON files")
@@ -51,31 +78,47 @@ def read_table(src: str) -> pd.DataFrame:
     return df
 
 
-def _fetch(url: str) -> bytes:
+def _fetch(url: str, max_bytes: int = DEFAULT_MAX_MEMBER_BYTES) -> bytes:
     if not url.startswith(("http://", "https://")):
         raise ArtdataError(f"{url}: no such file")
     import httpx
     try:
-        resp = httpx.get(url, timeout=60, follow_redirects=True)
+        with httpx.stream("GET", url, timeout=60, follow_redirects=True) as resp:
+            if resp.status_code != 200:
+                raise ArtdataError(f"{url}: HTTP {resp.status_code}")
+            if (integer(resp.headers.get("content-length")) or 0) > max_bytes:
+                raise too_large(url, max_bytes, integer(resp.headers.get("content-length")))
+            chunks, n = [], 0
+            for chunk in resp.iter_bytes():         # decompressed bytes count
+                n += len(chunk)
+                if n > max_bytes:
+                    raise too_large(url, max_bytes)
+                chunks.append(chunk)
     except httpx.HTTPError as exc:
         raise ArtdataError(f"{url}: {exc}") from None
-    if resp.status_code != 200:
-        raise ArtdataError(f"{url}: HTTP {resp.status_code}")
-    return resp.content
+    return b"".join(chunks)
 
 
-def _flatten_json(d: dict) -> dict:
-    """One artwork JSON of Tate's tree -> artwork_data.csv-like columns."""
+def _flatten_json(d: dict, where: str = "artwork") -> dict:
+    """One artwork JSON of Tate's tree -> artwork_data.csv-like columns (a field of the wrong type is a FieldError
+    naming it)."""
     contributors = d.get("contributors") or []
+    if not isinstance(contributors, list):
+        raise FieldError(f"{where}: contributors: expected a list, got {shown(contributors)}")
     first = contributors[0] if contributors else {}
+    if not isinstance(first, dict):
+        raise FieldError(f"{where}: contributors[0]: expected an object, got {shown(first)}")
     subjects = []
 
-    def walk(node):
+    def walk(node, depth=0):
+        if not isinstance(node, dict) or depth > 32 or len(subjects) > 10_000:
+            return
         kids = node.get("children") or []
-        if not kids and node.get("name"):
-            subjects.append(node["name"])
+        kids = kids if isinstance(kids, list) else []
+        if not kids and _s(node.get("name")):
+            subjects.append(_s(node.get("name")))
         for k in kids:
-            walk(k)
+            walk(k, depth + 1)
     if isinstance(d.get("subjects"), dict):
         walk(d["subjects"])
     return {"id": d.get("id"), "accession_number": d.get("acno"), "artist": first.get("fc"),
@@ -119,8 +162,14 @@ class TateSource:
     image_base: str | None = None
     image_size: int = 256
     image_side: str = "shorter"
+    # the largest table read (a count of bytes, or text such as 2GiB)
+    max_member_bytes: int | str | None = DEFAULT_MAX_MEMBER_BYTES
     name: str = "tate"
     _rows: dict = field(default_factory=dict, repr=False)
+    _bad: dict = field(default_factory=dict, repr=False)       # stand-in id of a malformed row or file -> why
+
+    def __post_init__(self):
+        self.max_member_bytes = parse_bytes(self.max_member_bytes, DEFAULT_MAX_MEMBER_BYTES)
 
     def selection(self) -> dict:
         return {"table": self.table, "classifications": self.classifications, "media": self.media,
@@ -130,9 +179,9 @@ class TateSource:
 
     def select(self, df: pd.DataFrame) -> pd.DataFrame:
         if self.classifications:
-            df = df[df["classification"].fillna("").str.lower().isin({c.lower() for c in self.classifications})]
+            df = df[_lower(df["classification"]).isin({c.lower() for c in self.classifications})]
         if self.media:
-            df = df[df["medium"].fillna("").str.lower().isin({m.lower() for m in self.media})]
+            df = df[_lower(df["medium"]).isin({m.lower() for m in self.media})]
         if self.has_thumbnail:
             df = df[df["thumbnailUrl"].notna() & (df["thumbnailUrl"] != "")]
         if self.acquired_from is not None or self.acquired_to is not None:
@@ -144,20 +193,39 @@ class TateSource:
             df = df[df["thumbnailCopyright"].isna() | (df["thumbnailCopyright"] == "")]
         return df
 
+    def _load(self) -> list[str]:
+        """The selected rows by id, in the table's order; a row whose id is no number (or a JSON file of the tree
+        that cannot be read) is kept as a stand-in id that becomes a failed record naming it."""
+        bad: dict[str, str] = {}
+        df = self.select(read_table(self.table, self.max_member_bytes, bad))
+        self._rows, order = {}, []
+        for n, r in enumerate(df.to_dict("records")):
+            sid = record_id(r.get("id"))
+            if sid is None:
+                key = f"row {n + 1}" if _s(r.get("id")) is None else shown(_s(r.get("id")), 40)
+                bad[key] = f"{self.table} row {n + 1}: artwork id {shown(r.get('id'))!r} is not a number"
+                order.append(key)
+                continue
+            if sid not in self._rows:
+                order.append(sid)
+            self._rows[sid] = r
+        self._bad = bad
+        return order + sorted((k for k in bad if k not in order), key=id_order)
+
     async def ids(self, client: PoliteClient) -> list[str]:
-        df = self.select(read_table(self.table))
-        self._rows = {str(r["id"]): r for r in df.to_dict("records")}
-        return list(self._rows)
+        return self._load()
 
     async def job(self, client: PoliteClient, sid: str) -> Job:
         if not self._rows:   # resumed run: the selection comes from the journal's ids
-            self._rows = {str(r["id"]): r for r in self.select(read_table(self.table)).to_dict("records")}
+            self._load()
+        if sid in self._bad:
+            raise ArtdataError(self._bad[sid])
         row = self._rows.get(sid)
         if row is None:
             raise ArtdataError(f"artwork {sid} is no longer in {self.table}")
-        rec = record_from_row(row)
-        url = row.get("thumbnailUrl")
-        if not url or (isinstance(url, float) and math.isnan(url)):
+        rec = record_from_row(row, sid)
+        url = http_url(_clean(row.get("thumbnailUrl")), "thumbnailUrl")
+        if not url:
             rec.update(status=STATUS_NO_IMAGE)
             return Job(rec)
         if self.image_base:
@@ -175,28 +243,35 @@ def _clean(v):
     return v
 
 
-def record_from_row(row: dict) -> dict:
+def _lower(col: pd.Series) -> pd.Series:
+    """A column's values as lower-case text ("" for missing), whatever their type."""
+    return col.map(lambda v: (_s(v) or "").lower() if not isinstance(v, dict) else "")
+
+
+def record_from_row(row: dict, sid: str | None = None) -> dict:
+    """One row's record; a value of the wrong type is coerced (a number as text) or a FieldError naming the
+    column."""
     row = {k: _clean(v) for k, v in row.items()}
-    year = row.get("year")
-    try:
-        year = int(year) if year is not None else None
-    except (TypeError, ValueError):
-        year = None
-    subjects = [s for s in str(row.get("subjects") or "").split("|") if s]
+    sid = sid or record_id(row.get("id")) or _s(row.get("id"), "id")
+    if sid is None:
+        raise ArtdataError("a row without an id")
+    year = int32(row.get("year"))
+    subjects = [s for s in (_s(row.get("subjects"), "subjects") or "").split("|") if s]
+    t = lambda k: _s(row.get(k), k)     # noqa: E731
     return new_record(
-        "tate", row["id"],
-        page_url=row.get("url"),
+        "tate", sid,
+        page_url=t("url"),
         license="Metadata CC0-1.0; image © Tate / rights holders",
         is_public_domain=None,
-        copyright=row.get("thumbnailCopyright"),
-        title=row.get("title"),
-        artist=row.get("artist"),
-        classification=row.get("classification"),
-        medium=row.get("medium"),
-        date_text=row.get("dateText"),
+        copyright=t("thumbnailCopyright"),
+        title=t("title"),
+        artist=t("artist"),
+        classification=t("classification"),
+        medium=t("medium"),
+        date_text=t("dateText"),
         date_begin=year,
         date_end=year,
-        dimensions=row.get("dimensions"),
+        dimensions=t("dimensions"),
         tags=subjects or None,
         extra=extra_json(row),
     )
