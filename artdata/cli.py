@@ -855,7 +855,7 @@ def report_cmd(target: str = typer.Argument(..., help="A manifest NAME[@VERSION]
                out: Optional[Path] = typer.Option(None, help="Folder for the page and figures."),
                home: Optional[Path] = HomeOpt):
     """A self-contained HTML page (and PNG figures) for a dataset or a training run."""
-    from artdata.report import report
+    from artdata.reports.report import report
     typer.echo(f"report: {report(_home(home), target, out)}")
 
 
@@ -870,7 +870,7 @@ def explain(run: Path = typer.Argument(..., help="A training run folder."),
             out: Optional[Path] = typer.Option(None, help="Folder [RUN/explain]."),
             home: Optional[Path] = HomeOpt):
     """Saliency maps, feature-map overlays and class-embedding distances for a trained image model."""
-    from artdata.explain import explain as run_explain
+    from artdata.reports.explain import explain as run_explain
     path = run_explain(run, _home(home) if home else None, [i for i in (images or "").split(",") if i] or None,
                        per_class, split, device, out)
     typer.echo(f"explain: {path}")

@@ -129,7 +129,7 @@ def _later_stages():
     except ImportError:
         pass
     try:
-        from artdata.report import demo_stage as report_stage
+        from artdata.reports.report import demo_stage as report_stage
         stages.append(report_stage)
     except ImportError:
         pass

@@ -170,7 +170,7 @@ def correctness(home: Home, checks: Checks, device: str, dry: bool, runs: Path):
     checks.run("feature cache resnet50", cache)
 
     def explain():
-        from artdata.explain import explain as run_explain
+        from artdata.reports.explain import explain as run_explain
         page = run_explain(runs / "model-resnet50", home, per_class=1, device=device)
         data = json.loads((page.parent / "explain.json").read_text())
         checks.add("explain resnet50", data["feature_channels"] == 2048,

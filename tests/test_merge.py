@@ -89,7 +89,7 @@ def test_merge_cli_report_and_errors(three, tmp_path):
                                  "--min-count", "5", "--home", str(home.root)])
     assert r.exit_code == 0, r.output
     assert "  from aic: British 10" in r.output and "  from met: " in r.output
-    from artdata.report import dataset_report
+    from artdata.reports.report import dataset_report
     page = dataset_report(home, "two")
     data = json.loads((page.parent / "report.json").read_text())
     assert data["classes_by_source"]["aic"]["British"] == 10
@@ -142,6 +142,6 @@ def test_merged_culture_split_from_met_cleveland_and_nga(tmp_path):
     assert len(s.card["lineage"]["parents"]) == 3
     assert s.card["field_mapping"]["cleveland"]["classification"] == "type"          # documented in the card
     assert set(s.card["field_mapping"]) == {"met", "cleveland", "nga"}
-    from artdata.report import dataset_report
+    from artdata.reports.report import dataset_report
     page = dataset_report(home, "three-museums").read_text()
     assert "Fields per source" in page and "objects.departmentabbr" in page

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from artdata.explain import explain
+from artdata.reports.explain import explain
 from artdata.manifest import list_manifests
 from artdata.paths import Home
-from artdata.report import dataset_report, run_report
+from artdata.reports.report import dataset_report, run_report
 from artdata.splits import build_split
 from artdata.train.loop import TrainArgs, main
 from conftest import debian_tool

@@ -201,7 +201,7 @@ def test_resume_on_a_zoo_model(zoo_home, tmp_path):
 
 
 def test_explain_on_resnet50_draws_layer4_and_every_class(zoo_home, tmp_path):
-    from artdata.explain import explain
+    from artdata.reports.explain import explain
     out = tmp_path / "r50"
     main(_args(zoo_home, model="resnet50", mode="finetune", image_size=64, max_steps=1, out=str(out)))
     page = explain(out, zoo_home, per_class=2)
@@ -214,7 +214,7 @@ def test_explain_on_resnet50_draws_layer4_and_every_class(zoo_home, tmp_path):
 
 
 def test_pick_examples_alternates_right_and_wrong_per_class():
-    from artdata.explain import pick_examples
+    from artdata.reports.explain import pick_examples
     targets = [0, 0, 0, 1, 1, 1, 2]
     preds = [0, 1, 0, 1, 1, 1, 0]
     assert pick_examples(targets, preds, 2) == [0, 1, 3, 4, 6]

@@ -6,11 +6,8 @@ offline) plus the PNG figures and a report.json of every number drawn.
 """
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -20,80 +17,11 @@ from artdata import ArtdataError
 from artdata.images import ImageStore
 from artdata.manifest import Manifest, load
 from artdata.paths import Home
+from artdata.reports.page import html_page, html_table, img_tag, pyplot, save_figure, thumbnail, write_page
 
 GROUP_COLUMNS = ("label", "department", "medium", "classification", "culture")
 THUMBS_PER_CLASS = 6
 MAX_CLASSES_SHOWN = 20
-
-
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    _plt().close(fig)
-    return path
-
-
-def _data_uri(data: bytes, mime: str) -> str:
-    return f"data:{mime};base64," + base64.b64encode(data).decode()
-
-
-def _img_tag(path_or_bytes, alt: str, cls: str = "fig") -> str:
-    data = path_or_bytes.read_bytes() if isinstance(path_or_bytes, Path) else path_or_bytes
-    mime = "image/png" if data[:4] == b"\x89PNG" else "image/jpeg"
-    return f'<img class="{cls}" alt="{html.escape(alt)}" src="{_data_uri(data, mime)}">'
-
-
-def _page(title: str, sections: list[tuple[str, str]], data: dict) -> str:
-    body = "".join(f"<section><h2>{html.escape(h)}</h2>{content}</section>" for h, content in sections)
-    return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body{{font-family:system-ui,sans-serif;margin:24px;color:#222;background:#fff;max-width:1200px}}
-h1{{font-size:24px}} h2{{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:28px}}
-img.fig{{max-width:100%;border:1px solid #eee}} img.thumb{{width:96px;height:96px;object-fit:cover;margin:2px}}
-table{{border-collapse:collapse;font-size:13px}} td,th{{border:1px solid #ddd;padding:3px 8px;text-align:left}}
-.row{{margin:6px 0}} .cls{{display:inline-block;width:220px;vertical-align:top;font-weight:600}}
-pre{{background:#f6f6f6;padding:8px;overflow-x:auto;font-size:12px}}
-</style></head><body><h1>{html.escape(title)}</h1>{body}
-<script type="application/json" id="report-data">{html.escape(json.dumps(data, default=str))}</script>
-<script>window.addEventListener('load',function(){{var i=document.images,n=0;for(var k=0;k<i.length;k++)
-if(i[k].complete&&i[k].naturalWidth>0)n++;document.body.setAttribute('data-images-loaded',n);
-document.body.setAttribute('data-images-total',i.length);}});</script>
-</body></html>"""
-
-
-def _table(rows: list[list], header: list[str]) -> str:
-    h = "".join(f"<th>{html.escape(str(c))}</th>" for c in header)
-    b = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{h}</tr>{b}</table>"
-
-
-def _write(out: Path, page: str, data: dict) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(data, indent=2, default=str))
-    tmp = out / "index.html.part"
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out / "index.html")
-    return out / "index.html"
-
-
-def _thumb(store: ImageStore, key: str, side: int = 128) -> bytes | None:
-    from PIL import Image
-    try:
-        im = Image.open(io.BytesIO(store.get(key)))
-        im.draft("RGB", (side, side))
-        im = im.convert("RGB")
-        im.thumbnail((side, side))
-    except (OSError, ValueError):
-        return None
-    buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=80)
-    return buf.getvalue()
 
 
 # ---------------------------------------------------------------- dataset report
@@ -103,7 +31,7 @@ def dataset_report(home: Home, ref: str, out: Path | None = None) -> Path:
     out = Path(out) if out else home.root / "reports" / f"{m.name}-{m.version}"
     _check_out(home, out)
     out.mkdir(parents=True, exist_ok=True)
-    plt = _plt()
+    plt = pyplot()
     store = ImageStore(home.images)
     cols = [c for c in ("source", "source_id", "status", "error", "image_key", "orig_width", "orig_height",
                         *GROUP_COLUMNS, "split") if c in m.card["columns"]]
@@ -111,7 +39,7 @@ def dataset_report(home: Home, ref: str, out: Path | None = None) -> Path:
     counts = m.card["counts"]
     data: dict = {"manifest": m.ref, "rows": counts["rows"], "by_status": counts.get("by_status", {}),
                   "failed_by_reason": counts.get("failed_by_reason", {})}
-    sections = [("Card", _table([[k, v] for k, v in (("manifest", m.ref), ("rows", counts["rows"]),
+    sections = [("Card", html_table([[k, v] for k, v in (("manifest", m.ref), ("rows", counts["rows"]),
                                                          ("created", m.card["created_at"]),
                                                          ("description", m.card.get("description", "")))], ["", ""]))]
     # harvest status: of the harvest this manifest comes from (a split's own rows are all usable)
@@ -131,7 +59,7 @@ def dataset_report(home: Home, ref: str, out: Path | None = None) -> Path:
         axes[1].text(0.5, 0.5, "no failures", ha="center", va="center", fontsize=14)
         axes[1].set_axis_off()
     axes[1].set_title("failed, by reason")
-    sections.append(("Harvest status", _img_tag(_save(fig, out / "status.png"), "status counts")))
+    sections.append(("Harvest status", img_tag(save_figure(fig, out / "status.png"), "status counts")))
     # class counts per cleaning step
     steps = [s for s in m.card.get("steps", []) if s.get("classes")]
     group = next((c for c in GROUP_COLUMNS if c in df.columns and df[c].notna().any()), None)
@@ -149,8 +77,8 @@ def dataset_report(home: Home, ref: str, out: Path | None = None) -> Path:
         ax.legend(fontsize=8, loc="lower right")
         ax.set_title("records per class after each cleaning step")
         rows = [[s["step"], s["rows"], ", ".join(f"{k} {v}" for k, v in s["dropped"].items())] for s in m.card["steps"]]
-        sections.append(("Cleaning steps", _img_tag(_save(fig, out / "classes.png"), "class counts per step")
-                         + _table(rows, ["step", "rows kept", "dropped (reason count)"])))
+        sections.append(("Cleaning steps", img_tag(save_figure(fig, out / "classes.png"), "class counts per step")
+                         + html_table(rows, ["step", "rows kept", "dropped (reason count)"])))
     by_source = m.card.get("classes_by_source")
     if by_source:             # a dataset merged from several museums: what each one brought
         data["classes_by_source"] = by_source
@@ -158,13 +86,13 @@ def dataset_report(home: Home, ref: str, out: Path | None = None) -> Path:
         classes_all = sorted({c for v in by_source.values() for c in v})
         rows = [[c] + [by_source[src].get(c, 0) for src in sources] + [sum(by_source[src].get(c, 0) for src in sources)]
                 for c in classes_all]
-        sections.append(("Classes per source", _table(rows, ["class", *sources, "all"])))
+        sections.append(("Classes per source", html_table(rows, ["class", *sources, "all"])))
         mapping = m.card.get("field_mapping") or {}
         if mapping:         # which museum field fed each schema field the recipe read
             data["field_mapping"] = mapping
             fields = sorted({f for v in mapping.values() for f in v})
             rows = [[f] + [mapping.get(src, {}).get(f, "") for src in sorted(mapping)] for f in fields]
-            sections.append(("Fields per source", _table(rows, ["schema field", *sorted(mapping)])))
+            sections.append(("Fields per source", html_table(rows, ["schema field", *sorted(mapping)])))
     if not steps and group:
         top = Counter(df[group].dropna()).most_common(MAX_CLASSES_SHOWN)
         data["classes"] = {"column": group, "counts": dict(top)}
@@ -172,7 +100,7 @@ def dataset_report(home: Home, ref: str, out: Path | None = None) -> Path:
         ax.barh([k[:40] for k, _ in top], [v for _, v in top], color="#55a868")
         ax.invert_yaxis()
         ax.set_title(f"records per {group} (top {len(top)})")
-        sections.append((f"Records per {group}", _img_tag(_save(fig, out / "classes.png"), "class counts")))
+        sections.append((f"Records per {group}", img_tag(save_figure(fig, out / "classes.png"), "class counts")))
     # sizes
     ok = df[(df["status"] == "ok") & df["orig_width"].notna()] if "orig_width" in df.columns else df.iloc[0:0]
     if len(ok):
@@ -183,18 +111,18 @@ def dataset_report(home: Home, ref: str, out: Path | None = None) -> Path:
         for ax, vals, t in zip(axes, (w, h, w / h), ("width (px)", "height (px)", "aspect ratio (w/h)")):
             ax.hist(vals, bins=30, color="#8172b2")
             ax.set_title(t)
-        sections.append(("Image sizes (as served)", _img_tag(_save(fig, out / "sizes.png"), "size histograms")))
+        sections.append(("Image sizes (as served)", img_tag(save_figure(fig, out / "sizes.png"), "size histograms")))
     # thumbnails per class
     if group and len(ok):
         blocks = []
         sample = ok.sort_values("source_id")
         for cls, part in list(sample.groupby(group))[:MAX_CLASSES_SHOWN]:
-            thumbs = [t for t in (_thumb(store, k) for k in part["image_key"].head(THUMBS_PER_CLASS)) if t]
+            thumbs = [t for t in (thumbnail(store, k) for k in part["image_key"].head(THUMBS_PER_CLASS)) if t]
             blocks.append(f'<div class="row"><span class="cls">{html.escape(str(cls))} ({len(part)})</span>'
-                          + "".join(_img_tag(t, str(cls), "thumb") for t in thumbs) + "</div>")
+                          + "".join(img_tag(t, str(cls), "thumb") for t in thumbs) + "</div>")
         sections.append((f"Samples per {group}", "".join(blocks)))
     sections.append(("Lineage", f"<pre>{html.escape(json.dumps(m.card.get('lineage', {}), indent=2, default=str))}</pre>"))
-    return _write(out, _page(f"Dataset {m.ref}", sections, data), data)
+    return write_page(out, html_page(f"Dataset {m.ref}", sections, data), data)
 
 
 def _harvest_ancestor(home: Home, m: Manifest) -> Manifest:
@@ -219,7 +147,7 @@ def run_report(run: Path, home: Home | None = None, out: Path | None = None) -> 
     out = Path(out) if out else run / "report"
     _check_out(home or Home.resolve(), out)
     out.mkdir(parents=True, exist_ok=True)
-    plt = _plt()
+    plt = pyplot()
     rows = json.loads((run / "metrics.json").read_text())["epochs"]
     final = json.loads((run / "final.json").read_text())
     classes = final["classes"]
@@ -243,11 +171,11 @@ def run_report(run: Path, home: Home | None = None, out: Path | None = None) -> 
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
-    sections = [("Summary", _table([["model", final.get("model")], ["manifest", final.get("manifest")],
+    sections = [("Summary", html_table([["model", final.get("model")], ["manifest", final.get("manifest")],
                                     ["test top-1", _fmt(final.get("test_top1"))]]
                                    + ([["test top-3", _fmt(final["test_top3"])]] if "test_top3" in final else [])
                                    + [["best epoch", final.get("best_epoch")]], ["", ""])),
-                ("Learning curves", _img_tag(_save(fig, out / "curves.png"), "learning curves"))]
+                ("Learning curves", img_tag(save_figure(fig, out / "curves.png"), "learning curves"))]
     test = (final.get("splits") or {}).get("test") or {}
     if test.get("confusion"):
         cm = np.array(test["confusion"])
@@ -267,15 +195,15 @@ def run_report(run: Path, home: Home | None = None, out: Path | None = None) -> 
                         color="white" if norm[i, j] > 0.5 else "black")
         fig.colorbar(im, ax=ax, fraction=0.046)
         ax.set_title("confusion matrix (test; counts, colour = row share)")
-        conf_png = _save(fig, out / "confusion.png")
+        conf_png = save_figure(fig, out / "confusion.png")
         fig, ax = plt.subplots(figsize=(8, 0.35 * n + 1.5))
         pc = [v if v is not None else 0 for v in test.get("per_class", [])]
         ax.barh(classes, pc, color="#4c72b0")
         ax.invert_yaxis()
         ax.set_xlim(0, 1)
         ax.set_title("per-class accuracy (test)")
-        sections += [("Confusion matrix", _img_tag(conf_png, "confusion matrix")),
-                     ("Per-class accuracy", _img_tag(_save(fig, out / "per_class.png"), "per-class accuracy"))]
+        sections += [("Confusion matrix", img_tag(conf_png, "confusion matrix")),
+                     ("Per-class accuracy", img_tag(save_figure(fig, out / "per_class.png"), "per-class accuracy"))]
         pairs = sorted(((int(cm[i, j]), classes[i], classes[j]) for i in range(n) for j in range(n)
                         if i != j and cm[i, j] > 0), reverse=True)[:5]
         data["worst_pairs"] = [{"true": t, "predicted": p, "count": c} for c, t, p in pairs]
@@ -285,11 +213,11 @@ def run_report(run: Path, home: Home | None = None, out: Path | None = None) -> 
             store = ImageStore((home or Home.resolve(json.loads((run / "config.json").read_text()).get("home"))).images)
             for c, t, p in pairs:
                 keys = [] if preds is None else preds[(preds["target"] == t) & (preds["pred"] == p)]["image_key"].head(6)
-                thumbs = [x for x in (_thumb(store, k) for k in keys) if x]
+                thumbs = [x for x in (thumbnail(store, k) for k in keys) if x]
                 blocks.append(f'<div class="row"><span class="cls">{html.escape(t)} → {html.escape(p)} ({c})</span>'
-                              + "".join(_img_tag(x, f"{t} as {p}", "thumb") for x in thumbs) + "</div>")
+                              + "".join(img_tag(x, f"{t} as {p}", "thumb") for x in thumbs) + "</div>")
             sections.append(("Most confused pairs (true → predicted), with examples", "".join(blocks)))
-    return _write(out, _page(f"Run {run.name}", sections, data), data)
+    return write_page(out, html_page(f"Run {run.name}", sections, data), data)
 
 
 def _predictions(run: Path):
@@ -337,7 +265,7 @@ def demo_stage(home: Home, results: dict, quick: bool = False) -> None:
         path = run_report(Path(run), home)
         results["report_run"] = path
         console.print(f"  run report: {path}")
-        from artdata.explain import explain
+        from artdata.reports.explain import explain
         exp = explain(Path(run), home, per_class=2)
         results["explain"] = exp
         console.print(f"  explanations: {exp}")

@@ -68,7 +68,7 @@ def explain(run: Path, home: Home | None = None, images: list[str] | None = None
     import torch
     import torch.nn.functional as F
     from artdata.images import ImageStore
-    from artdata.report import _img_tag, _page, _plt, _save, _write
+    from artdata.reports.page import html_page, img_tag, pyplot, save_figure, write_page
     from artdata.train import models as M
     from artdata.train.data import BatchTransform, create_loader, decode
     from artdata.train.loop import load_run
@@ -137,15 +137,15 @@ def explain(run: Path, home: Home | None = None, images: list[str] | None = None
         mark = "right" if true == classes[cls] else "wrong"
         blocks.append(f'<div class="row"><span class="cls">{html.escape(str(true))} &rarr; '
                       f'{html.escape(classes[cls])} ({mark})</span>'
-                      f'{_img_tag(_png(shown), "image", "thumb")}{_img_tag(sal_png, "saliency", "thumb")}'
-                      f'{_img_tag(fmap_png, "feature map", "thumb")}</div>')
+                      f'{img_tag(_png(shown), "image", "thumb")}{img_tag(sal_png, "saliency", "thumb")}'
+                      f'{img_tag(fmap_png, "feature map", "thumb")}</div>')
     hook.remove()
     present = sorted(sums)
     means = np.stack([sums[t] / n[t] for t in present])
     dist = np.sqrt(((means[:, None] - means[None]) ** 2).sum(-1))
     xy = classical_mds(dist) if len(present) > 2 else np.c_[np.arange(len(present)), np.zeros(len(present))]
     names = [classes[t] for t in present]
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 5))
     im = axes[0].imshow(dist, cmap="viridis")
     axes[0].set_xticks(range(len(names)), names, rotation=45, ha="right")
@@ -156,13 +156,13 @@ def explain(run: Path, home: Home | None = None, images: list[str] | None = None
     for (a, b), name in zip(xy, names):
         axes[1].annotate(name, (a, b), fontsize=9)
     axes[1].set_title("classes laid out by embedding distance (MDS)")
-    png = _save(fig, out / "class_distances.png")
+    png = save_figure(fig, out / "class_distances.png")
     result = {"run": str(run), "images": per_image, "classes": names, "distances": dist.round(6).tolist(),
               "layout": xy.round(6).tolist(), "class_counts": [n[t] for t in present], "split": split,
               "feature_layer": layer_name, "feature_channels": channels}
     sections = [(f"Image, saliency, feature map of {layer_name} (true → predicted)", "".join(blocks)),
-                ("Class distances (mean embeddings)", _img_tag(png, "class distances"))]
-    _write(out, _page(f"Explain {Path(run).name}", sections, result), result)
+                ("Class distances (mean embeddings)", img_tag(png, "class distances"))]
+    write_page(out, html_page(f"Explain {Path(run).name}", sections, result), result)
     (out / "explain.json").write_text(json.dumps(result, indent=2))
     return out / "index.html"
 
