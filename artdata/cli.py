@@ -907,7 +907,7 @@ def mirror_serve(port: int = typer.Option(8700, help="Port of the API host (0: a
 def _full_mirror(m):
     """Attach the plug-in sites that are installed (findartinfo)."""
     try:
-        from artdata.spiders.mirror_routes import attach
+        from artdata.mirror.findartinfo import attach
     except ImportError:
         return m
     attach(m)

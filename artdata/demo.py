@@ -52,7 +52,7 @@ def run_demo(out: Path, *, met_objects: int = 400, tate_works: int = 300, quick:
         _stage("3. crawl findartinfo auction lots (Scrapy, mirror)")
         import subprocess
         import sys
-        from artdata.spiders.mirror_routes import attach
+        from artdata.mirror.findartinfo import attach
         attach(mirror)
         r = subprocess.run([sys.executable, "-m", "artdata", "crawl", "findartinfo", "--base-url", mirror.base("api"),
                             "--letters", "A" if quick else "A,B,C", "--delay", "0", "--concurrency", "8",

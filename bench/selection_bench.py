@@ -39,7 +39,7 @@ print(len(ids), f"{dt:.2f}", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss 
 def write_files(n: int, out: Path) -> dict[str, Path]:
     import pandas as pd
     from artdata.mirror import Mirror
-    from artdata.mirror_museums import cma_artwork
+    from artdata.mirror.cleveland import cma_artwork
     with Mirror() as m:
         base = [cma_artwork(m, o) for o in m.met.ids]
         tables = m.nga_tables()

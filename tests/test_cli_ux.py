@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from artdata.cli import app
 from artdata.mirror import Mirror
 from artdata.paths import Home
-from artdata.spiders.mirror_routes import attach
+from artdata.mirror.findartinfo import attach
 
 
 

@@ -18,7 +18,7 @@ from artdata.mirror import Faults, Mirror
 from artdata.paths import Home
 from artdata.spiders import parsing as P
 from artdata.spiders.items import SaleItem
-from artdata.spiders.mirror_routes import NO_DATING_SALE, SHIFTED_SALE, attach
+from artdata.mirror.findartinfo import NO_DATING_SALE, SHIFTED_SALE, attach
 from artdata.spiders.pipelines import CleanPipeline, DedupePipeline, ManifestPipeline, ValidatePipeline
 from artdata.spiders.spiders.findartinfo import FindartinfoSpider
 
@@ -383,7 +383,7 @@ def test_secret_forms_are_found(tmp_path):
 
 
 def _login_request(monkeypatch):
-    from artdata.spiders.mirror_routes import FindartinfoSite
+    from artdata.mirror.findartinfo import FindartinfoSite
     monkeypatch.setenv("FINDARTINFO_USER", "demo")
     monkeypatch.setenv("FINDARTINFO_PASSWORD", PASSWORD)
     url = f"{BASE}/login.html"

@@ -14,7 +14,7 @@ from artdata.http import ClientConfig
 from artdata.images import ImageConfig
 from artdata.manifest import load
 from artdata.mirror import Faults, Mirror
-from artdata.mirror_museums import artwork
+from artdata.mirror.aic import artwork
 from artdata.paths import Home
 from artdata.sources.aic import AicSource, image_width
 
@@ -218,7 +218,7 @@ def test_harvest_every_painting_past_a_small_window(tmp_path, told):
 
 def test_fewer_than_the_museum_counts_is_an_error(tmp_path):
     """A search that loses an artwork between pages: the harvest says so instead of selecting fewer."""
-    from artdata.mirror_museums import aic_route
+    from artdata.mirror.aic import aic_route
 
     def lossy(m, path, query):
         resp = aic_route(m, path, query)

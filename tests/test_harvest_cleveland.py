@@ -16,7 +16,7 @@ from artdata.http import ClientConfig
 from artdata.images import ImageConfig
 from artdata.manifest import load
 from artdata.mirror import Faults, Mirror
-from artdata.mirror_museums import cma_artwork
+from artdata.mirror.cleveland import cma_artwork
 from artdata.paths import Home
 from artdata.sources.cleveland import ClevelandSource, creator, image_urls
 

@@ -18,7 +18,7 @@ from artdata.http import ClientConfig
 from artdata.images import ImageConfig
 from artdata.manifest import load
 from artdata.mirror import Faults, Mirror, aspect_size
-from artdata.mirror_museums import NGA_COLUMNS, NGA_FAIR_USE_BOX, NGA_NATIVE_SIDE, nga_uuid
+from artdata.mirror.nga import NGA_COLUMNS, NGA_FAIR_USE_BOX, NGA_NATIVE_SIDE, nga_uuid
 from artdata.paths import Home
 from artdata.sources.nga import NgaSource, iiif_box, open_access
 

@@ -26,7 +26,8 @@ from artdata import ArtdataError
 from artdata.cli import app
 from artdata.manifest import load
 from artdata.mirror import Mirror, Response, json_response
-from artdata.mirror_museums import artwork, cma_artwork
+from artdata.mirror.aic import artwork
+from artdata.mirror.cleveland import cma_artwork
 from artdata.paths import Home
 from artdata.sources import (CappedReader, TooLarge, capped_lines, int32, parse_bytes, record_id, text)
 from artdata.sources.aic import read_dump as aic_dump
@@ -274,7 +275,7 @@ def test_aic_dump_tarball_skips_other_kinds_of_record(tmp_path):
 
 
 def test_cleveland_api_with_malformed_records(tmp_path):
-    from artdata.mirror_museums import cma_route
+    from artdata.mirror.cleveland import cma_route
 
     def hostile(m, path, query):
         resp = cma_route(m, path, query)
@@ -359,7 +360,7 @@ def test_iiif_collection_with_malformed_members_and_manifests(tmp_path):
 
 def test_a_redirect_loop_on_one_image_fails_that_record_only(tmp_path):
     """Needs the runner's and client's side too (a redirect loop is a FetchError naming the URL)."""
-    from artdata.mirror_museums import cma_image_route
+    from artdata.mirror.cleveland import cma_image_route
 
     def looping(m, path, query):
         if path == f"/cma/images/{victim}/web.jpg" or path == f"/cma/images/{victim}/print.jpg" or \

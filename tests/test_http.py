@@ -81,7 +81,7 @@ def test_user_agent_identifies_and_can_be_overridden():
     seen = []
     with Mirror() as m:
         # the request handler sees headers; record them through a route
-        import artdata.mirror as mm
+        import artdata.mirror.server as mm
         orig = mm._Handler.do_GET
 
         def spy(self):

@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import re
 
-from artdata.mirror import Mirror, Response, _slug, aspect_size, json_response
+from artdata.mirror.sample import aspect_size, parse_size, slug
+from artdata.mirror.server import Mirror, Response, json_response, site
 
 NATIVE_SIDE = 2400        # longest side of the "full resolution" images
 CACHED_WIDTH = 843        # the size v2 info.json lists (as the Art Institute of Chicago's server does)
@@ -97,10 +98,10 @@ def collection(m: Mirror, version: int, dept: str | None) -> dict:
     rows = _rows(m)
     depts = sorted({str(r.get("Department") or "") for r in rows.values()} - {""})
     if dept is None:
-        members = [(f"{api}/iiif/{version}/collection/{_slug(d)}.json", "Collection", d) for d in depts]
+        members = [(f"{api}/iiif/{version}/collection/{slug(d)}.json", "Collection", d) for d in depts]
         cid, label = f"{api}/iiif/{version}/collection.json", "Public-domain objects by department"
     else:
-        name = next((d for d in depts if _slug(d) == dept), None)
+        name = next((d for d in depts if slug(d) == dept), None)
         if name is None:
             return None
         members = [(f"{api}/iiif/{version}/manifest/{oid}.json", "Manifest", str(r.get("Title") or oid))
@@ -134,25 +135,6 @@ def presentation_route(m: Mirror, path: str, query: dict) -> Response:
     return json_response(doc) if doc is not None else json_response({"error": "not found"}, 404)
 
 
-def _parse_size(size: str, w: int, h: int) -> tuple[int, int] | None:
-    if size in ("full", "max"):
-        return w, h
-    fit = size.startswith("!")
-    a, _, b = size.lstrip("!^").partition(",")
-    try:
-        tw, th = (int(a) if a else None), (int(b) if b else None)
-    except ValueError:
-        return None
-    if tw is None and th is None:
-        return None
-    if fit and tw and th:
-        s = min(tw / w, th / h)
-        return max(1, round(w * s)), max(1, round(h * s))
-    if tw:
-        return tw, th or max(1, round(h * tw / w))
-    return max(1, round(w * th / h)), th
-
-
 def image_route(m: Mirror, path: str, query: dict) -> Response:
     parts = path.strip("/").split("/")      # iiif-img, version, id, ...
     if len(parts) < 4 or parts[1] not in ("2", "3") or parts[2] not in _rows(m):
@@ -177,7 +159,7 @@ def image_route(m: Mirror, path: str, query: dict) -> Response:
     if len(parts) != 7 or parts[3] != "full" or parts[5] != "0" or not parts[6].startswith("default."):
         return Response(400, b"unsupported IIIF request", "text/plain")
     m.iiif_sizes.append(parts[4])
-    size = (w, h) if m.faults.iiif_ignore_size else _parse_size(parts[4], w, h)
+    size = (w, h) if m.faults.iiif_ignore_size else parse_size(parts[4], w, h)
     if size is None or size[0] > w * 2 or size[1] > h * 2:
         return Response(400, b"bad size", "text/plain")
     r = m.met.rows[oid]
@@ -196,6 +178,7 @@ def static_route(m: Mirror, path: str, query: dict) -> Response:
                     STATIC_SIDE), str(r.get("Culture") or "")), "image/jpeg")
 
 
+@site
 def attach(m: Mirror) -> None:
     m.iiif_static = []
     m.add_route("api", "/iiif/", presentation_route)

@@ -20,7 +20,7 @@ import html
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
-from artdata.mirror import Mirror, Response
+from artdata.mirror.server import Mirror, Response
 
 FIRST = ["Adam", "Berthe", "Camille", "Diego", "Edith", "Franz", "Gustave", "Hilma", "Ivan", "Jules", "Käthe",
          "Louis", "Mary", "Nils", "Odilon", "Paula"]

@@ -1,13 +1,11 @@
-"""A loopback mirror of the Met Collection API, Tate's dataset and thumbnails (and plug-in sites).
-
-Two real HTTP servers on 127.0.0.1 (an "api" host and a separate "media" host, each with its own
-request log), replaying bundled CC0 metadata and serving generated JPEGs whose colour and stripe
-pattern depend on the record's label, so that a model can learn from them. Faults are injected
-per run (`Faults`): an HTML 403 block after a burst (lifted after a while), 429 with Retry-After,
-5xx, slow answers, truncated bodies, corrupt JPEGs, 404 for withdrawn objects, objects without an
-image, malformed JSON and HTML answers with status 200. Object-level faults are fixed per object
-(a withdrawn object stays withdrawn); transient faults hit the first attempt(s) of a chosen
-fraction of URLs, so a polite client with retries always gets through.
+"""The mirror's core: two real HTTP servers on 127.0.0.1 (an "api" host and a separate "media" host, each with
+its own request log), the routes registry the site modules plug into (`site`, `Mirror.add_route`), and the
+faults injected per run (`Faults`): an HTML 403 block after a burst (lifted after a while), 429 with
+Retry-After, 5xx, slow answers, truncated bodies, corrupt JPEGs, 404 for withdrawn objects, objects without an
+image, malformed JSON and HTML answers with status 200, a Cloudflare managed challenge on media paths.
+Object-level faults are fixed per object (a withdrawn object stays withdrawn); transient faults hit the first
+attempt(s) of a chosen fraction of URLs, so a polite client with retries always gets through. The sites
+themselves (met, tate, iiif, aic, cleveland, nga; findartinfo on request) are one module each beside this one.
 
     with Mirror(faults=Faults(block_burst=30)) as m:
         m.met_api_base   # http://127.0.0.1:PORT/public/collection/v1
@@ -15,39 +13,23 @@ fraction of URLs, so a polite client with retries always gets through.
 """
 from __future__ import annotations
 
-import colorsys
 import functools
 import hashlib
-import io
 import json
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
 from http import HTTPStatus
 from http.client import HTTPMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
-import numpy as np
 import pandas as pd
-from PIL import Image
 
-# Real department ids of the Met API, keyed by the names used in the Open Access CSV.
-MET_DEPARTMENTS = {
-    "The American Wing": 1, "Ancient Near Eastern Art": 3, "Arms and Armor": 4,
-    "Arts of Africa, Oceania, and the Americas": 5, "Asian Art": 6, "The Cloisters": 7,
-    "Costume Institute": 8, "Drawings and Prints": 9, "Egyptian Art": 10, "European Paintings": 11,
-    "European Sculpture and Decorative Arts": 12, "Greek and Roman Art": 13, "Islamic Art": 14,
-    "Robert Lehman Collection": 15, "The Libraries": 16, "Medieval Art": 17, "Musical Instruments": 18,
-    "Photographs": 19, "Modern and Contemporary Art": 21,
-}
-MET_ORIGINAL_SIDE = 1600   # longest side of the mirror's "original" images
-MET_SMALL_SIDE = 800       # longest side of its "web-large" (primaryImageSmall) images
-TATE_RENDITIONS = {"7": 128, "8": 256, "9": 730, "10": 1536}
+from artdata.mirror.sample import MetData, bundled_met, bundled_tate, corrupt, render_jpeg, stable_hash
+
 
 # Cloudflare's managed challenge as an API client meets it (the AIC image host since late 2025): 403, HTML, and
 # the `cf-mitigated: challenge` header; the page needs a browser to run its script
@@ -116,144 +98,6 @@ def json_response(obj, status: int = 200) -> Response:
     return Response(status, json.dumps(obj).encode(), "application/json")
 
 
-def _h(*parts) -> int:
-    return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:8], "big")
-
-
-def label_colour(label: str) -> tuple[int, int, int]:
-    hue = (_h("hue", label) % 360) / 360.0
-    r, g, b = colorsys.hsv_to_rgb(hue, 0.65, 0.85)
-    return int(r * 255), int(g * 255), int(b * 255)
-
-
-@functools.lru_cache(maxsize=256)
-def render_jpeg(key: str, label: str, size: tuple[int, int], secondary: str = "", quality: int = 88,
-                noise: int = 40) -> bytes:
-    """A deterministic JPEG whose hue (from `label`), stripes (from `label` and `secondary`)
-    and noise (from `key`) make the class learnable, in colour or in grey."""
-    w, h = size
-    rng = np.random.default_rng(_h("noise", key) % 2**32)
-    colour = np.array(label_colour(label), dtype=np.float32)
-    angle = (_h("angle", label) % 180) * np.pi / 180
-    freq = 6 + _h("freq", label) % 18 + (_h("freq2", secondary) % 6 if secondary else 0)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    phase = (np.cos(angle) * xx + np.sin(angle) * yy) * (2 * np.pi * freq / max(w, h))
-    stripes = (np.sin(phase + (_h("phase", key) % 628) / 100) * 0.5 + 0.5)[..., None]
-    img = colour * (0.55 + 0.45 * stripes) + (1 - stripes) * 30
-    img += rng.integers(-noise, noise + 1, size=(h, w, 3), dtype=np.int16)
-    arr = np.clip(img, 0, 255).astype(np.uint8)
-    out = io.BytesIO()
-    Image.fromarray(arr, "RGB").save(out, "JPEG", quality=quality)
-    return out.getvalue()
-
-
-def corrupt(data: bytes, key: str) -> bytes:
-    """A damaged JPEG: cut short, or with its header garbled (chosen by key)."""
-    variant = _h("corrupt", key) % 3
-    if variant == 0:
-        return data[: max(200, len(data) // 3)]
-    if variant == 1:
-        return b"\xff\xd8\xff\xe0" + bytes(_h("x", key, i) % 256 for i in range(64)) + data[600:]
-    return data[:2] + b"\x00" * 300 + data[302:]
-
-
-def aspect_size(key: str, longest: int) -> tuple[int, int]:
-    """A deterministic landscape or portrait size with the given longest side."""
-    ratio = (0.6, 0.75, 0.8, 1.0, 1.25, 1.33, 1.5)[_h("aspect", key) % 7]
-    if ratio >= 1:
-        return longest, max(1, round(longest / ratio))
-    return max(1, round(longest * ratio)), longest
-
-
-# ---------------------------------------------------------------- bundled data
-
-def bundled_met() -> pd.DataFrame:
-    with resources.files("artdata.data").joinpath("met_objects.parquet").open("rb") as fh:
-        return pd.read_parquet(fh)
-
-
-def bundled_tate() -> pd.DataFrame:
-    with resources.files("artdata.data").joinpath("tate_artworks.parquet").open("rb") as fh:
-        return pd.read_parquet(fh)
-
-
-def _int_or(s, default=0) -> int:
-    try:
-        return int(str(s).strip())
-    except (TypeError, ValueError):
-        return default
-
-
-def _slug(s: str) -> str:
-    return "".join(c.lower() if c.isalnum() else "-" for c in s).strip("-") or "x"
-
-
-class MetData:
-    """The Open Access CSV rows (bundled sample or any such table) answered as the Collection API."""
-
-    def __init__(self, table: pd.DataFrame):
-        self.rows = {str(r["Object ID"]).strip(): r for r in table.to_dict("records")}
-        self.ids = sorted(self.rows, key=int)
-
-    @staticmethod
-    def metadata_date(oid: str) -> str:
-        d = date(2023, 1, 1) + timedelta(days=_h("mdate", oid) % 900)
-        return f"{d.isoformat()}T04:05:{_h('sec', oid) % 60:02d}.123Z"
-
-    def object(self, oid: str, media_base: str, faults: Faults) -> dict:
-        r = self.rows[oid]
-        dept = r.get("Department") or ""
-        has_image = bool(r.get("Is Public Domain")) and not faults.pick("no_image", oid, faults.no_image)
-        path = f"/CRDImages/{_slug(dept)[:3]}"
-        nat = [n.strip() for n in str(r.get("Artist Nationality") or "").split("|")]
-        return {
-            "objectID": int(oid),
-            "isHighlight": bool(r.get("Is Highlight")),
-            "accessionNumber": r.get("Object Number") or "",
-            "accessionYear": r.get("AccessionYear") or "",
-            "isPublicDomain": bool(r.get("Is Public Domain")),
-            "primaryImage": f"{media_base}{path}/original/{oid}.jpg" if has_image else "",
-            "primaryImageSmall": f"{media_base}{path}/web-large/{oid}.jpg" if has_image else "",
-            "additionalImages": [],
-            "constituents": None,
-            "department": dept,
-            "objectName": r.get("Object Name") or "",
-            "title": r.get("Title") or "",
-            "culture": r.get("Culture") or "",
-            "period": r.get("Period") or "",
-            "dynasty": r.get("Dynasty") or "",
-            "reign": r.get("Reign") or "",
-            "artistRole": (r.get("Artist Role") or "").split("|")[0],
-            "artistDisplayName": (r.get("Artist Display Name") or "").split("|")[0],
-            "artistDisplayBio": (r.get("Artist Display Bio") or "").split("|")[0],
-            "artistNationality": nat[0] if nat else "",
-            "artistBeginDate": (r.get("Artist Begin Date") or "").split("|")[0].strip(),
-            "artistEndDate": (r.get("Artist End Date") or "").split("|")[0].strip(),
-            "objectDate": r.get("Object Date") or "",
-            "objectBeginDate": _int_or(r.get("Object Begin Date")),
-            "objectEndDate": _int_or(r.get("Object End Date")),
-            "medium": r.get("Medium") or "",
-            "dimensions": r.get("Dimensions") or "",
-            "creditLine": r.get("Credit Line") or "",
-            "city": r.get("City") or "",
-            "state": r.get("State") or "",
-            "county": r.get("County") or "",
-            "country": r.get("Country") or "",
-            "region": r.get("Region") or "",
-            "subregion": r.get("Subregion") or "",
-            "classification": r.get("Classification") or "",
-            "rightsAndReproduction": r.get("Rights and Reproduction") or "",
-            "linkResource": "",
-            "metadataDate": self.metadata_date(oid),
-            "repository": r.get("Repository") or "Metropolitan Museum of Art, New York, NY",
-            "objectURL": r.get("Link Resource") or f"https://www.metmuseum.org/art/collection/search/{oid}",
-            "tags": [{"term": t} for t in str(r.get("Tags") or "").split("|") if t] or None,
-            "objectWikidata_URL": r.get("Object Wikidata URL") or "",
-            "isTimelineWork": bool(r.get("Is Timeline Work")),
-            "GalleryNumber": r.get("Gallery Number") or "",
-        }
-
-
 # ---------------------------------------------------------------- request log
 
 class RequestLog:
@@ -284,6 +128,17 @@ class RequestLog:
 
 
 Route = Callable[["Mirror", str, dict], Response]
+
+# The sites a new Mirror serves, in registration order: module name -> attach(mirror), which adds the site's
+# routes (Mirror.add_route) and its request logs. A site module registers itself with @site on import; the
+# package's __init__ imports them all, so `from artdata.mirror import Mirror` serves every one.
+SITES: dict[str, Callable[["Mirror"], None]] = {}
+
+
+def site(attach: Callable[["Mirror"], None]) -> Callable[["Mirror"], None]:
+    """Register a site module's attach function (idempotent: one entry per module)."""
+    SITES[attach.__module__] = attach
+    return attach
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -451,16 +306,10 @@ class Mirror:
         self.blocks = 0
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
-        self.add_route("api", "/public/collection/v1/", _met_routes)
-        self.add_route("api", "/tate/", _tate_table_routes)
-        self.add_route("media", "/CRDImages/", _met_image_route)
-        self.add_route("media", "/art/images/work/", _tate_image_route)
         self.iiif_sizes: list[str] = []          # the size parameter of every IIIF image request
         self.holds: list[Hold] = []              # see hold()
-        from artdata.mirror_iiif import attach as attach_iiif
-        from artdata.mirror_museums import attach as attach_museums
-        attach_iiif(self)
-        attach_museums(self)
+        for attach in SITES.values():           # every site module registered (artdata/mirror/__init__.py)
+            attach(self)
 
     # -- lifecycle
     def start(self) -> "Mirror":
@@ -575,7 +424,7 @@ class Mirror:
         elif self._transient("429", raw_path, f.too_many):
             resp = Response(429, b"Too Many Requests", "text/plain", {"Retry-After": f"{f.retry_after:g}"})
         elif self._transient("5xx", raw_path, f.server_error):
-            code = (500, 502, 503)[_h("code", raw_path) % 3]
+            code = (500, 502, 503)[stable_hash("code", raw_path) % 3]
             resp = Response(code, b"<html><body>Server Error</body></html>", "text/html")
         else:
             for r, prefix, fn in self.routes:
@@ -597,7 +446,7 @@ class Mirror:
         return self._tate_df if self._tate_df is not None else bundled_tate()
 
     @functools.cached_property
-    def _tate_by_accession(self) -> dict:
+    def tate_by_accession(self) -> dict:
         return {str(r["accession_number"]): r for r in self.tate.to_dict("records")}
 
     def image(self, key: str, label: str, size: tuple[int, int], secondary: str = "") -> bytes:
@@ -605,32 +454,6 @@ class Mirror:
         if self.faults.pick("corrupt", key, self.faults.corrupt_image):
             data = corrupt(data, key)
         return data
-
-
-# ---------------------------------------------------------------- routes
-
-def _met_routes(m: Mirror, path: str, query: dict) -> Response:
-    rest = path[len("/public/collection/v1/"):].strip("/")
-    if rest == "departments":
-        return json_response({"departments": [{"departmentId": i, "displayName": n}
-                                              for n, i in sorted(MET_DEPARTMENTS.items(), key=lambda x: x[1])]})
-    if rest == "objects":
-        ids = m.met.ids
-        if "departmentIds" in query:
-            wanted = {int(x) for x in query["departmentIds"][0].split("|") if x.strip().isdigit()}
-            ids = [i for i in ids if MET_DEPARTMENTS.get(m.met.rows[i].get("Department")) in wanted]
-        if "metadataDate" in query:
-            since = query["metadataDate"][0]
-            ids = [i for i in ids if MetData.metadata_date(i)[:10] >= since]
-        return json_response({"total": len(ids), "objectIDs": [int(i) for i in ids]})
-    if rest.startswith("objects/"):
-        oid = rest.split("/", 1)[1]
-        f = m.faults
-        if oid not in m.met.rows or f.pick("withdrawn", oid, f.withdrawn):
-            return json_response({"message": "Not a valid object"}, 404) if oid.isdigit() else \
-                json_response({"message": "ObjectID not found"}, 404)
-        return object_response(m, oid, lambda: m.met.object(oid, m.media_base, f))
-    return json_response({"message": "Not found"}, 404)
 
 
 def object_response(m: Mirror, oid: str, doc) -> Response:
@@ -643,49 +466,3 @@ def object_response(m: Mirror, oid: str, doc) -> Response:
     if f.pick("malformed", oid, f.malformed_json):
         body = body[: len(body) // 2]
     return Response(200, body, "application/json")
-
-
-def _met_image_route(m: Mirror, path: str, query: dict) -> Response:
-    # /CRDImages/<dept>/<variant>/<id>.jpg
-    parts = path.strip("/").split("/")
-    if len(parts) != 4 or not parts[3].endswith(".jpg"):
-        return Response(404, b"not found", "text/plain")
-    variant, oid = parts[2], parts[3][:-4]
-    row = m.met.rows.get(oid)
-    if row is None or variant not in ("original", "web-large"):
-        return Response(404, b"not found", "text/plain")
-    side = MET_ORIGINAL_SIDE if variant == "original" else MET_SMALL_SIDE
-    size = aspect_size(oid, side)
-    data = m.image(f"met:{oid}", str(row.get("Department") or ""), size, str(row.get("Culture") or ""))
-    return Response(200, data, "image/jpeg")
-
-
-def _tate_image_route(m: Mirror, path: str, query: dict) -> Response:
-    # /art/images/work/A/A00/A00001_8.jpg
-    name = path.rsplit("/", 1)[-1]
-    stem, _, ext = name.partition(".")
-    acc, _, rendition = stem.rpartition("_")
-    row = m._tate_by_accession.get(acc)
-    if ext != "jpg" or row is None or rendition not in TATE_RENDITIONS or not row.get("thumbnailUrl"):
-        return Response(404, b"<html><body>Not Found</body></html>", "text/html")
-    side = TATE_RENDITIONS[rendition]
-    w, h = row.get("width"), row.get("height")
-    if w and h and w == w and h == h and w > 0 and h > 0:   # not NaN
-        size = (side, max(1, round(side * h / w))) if w >= h else (max(1, round(side * w / h)), side)
-    else:
-        size = aspect_size(acc, side)
-    data = m.image(f"tate:{acc}", str(row.get("medium") or ""), size, str(row.get("classification") or ""))
-    return Response(200, data, "image/jpeg")
-
-
-def _tate_table_routes(m: Mirror, path: str, query: dict) -> Response:
-    name = path.rsplit("/", 1)[-1]
-    df = m.tate.copy()
-    df["thumbnailUrl"] = df["thumbnailUrl"].str.replace("http://www.tate.org.uk", m.media_base, regex=False)
-    if name == "artworks.parquet":
-        buf = io.BytesIO()
-        df.to_parquet(buf, index=False)
-        return Response(200, buf.getvalue(), "application/vnd.apache.parquet")
-    if name == "artwork_data.csv":
-        return Response(200, df.to_csv(index=False).encode(), "text/csv")
-    return Response(404, b"<html><body>Not Found</body></html>", "text/html")
