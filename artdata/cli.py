@@ -133,7 +133,7 @@ def _harvest_cfg(name: str, image_size: int, rate: float, concurrency: int, user
     """The HarvestConfig of a crawl command from its shared options (checked here, before any request)."""
     from dataclasses import replace
     from artdata.harvest import HarvestConfig
-    from artdata.images import ImageConfig
+    from artdata.datasets.images import ImageConfig
     client = replace(_client_cfg(rate, concurrency, user_agent, retries, timeout, block_pause), headers=headers)
     return HarvestConfig(manifest=name, image=ImageConfig(size=image_size, **_IMAGE_LIMITS), client=client, metadata_only=metadata_only,
                          retry_failed=retry_failed, limit=limit, workers=workers)
@@ -200,8 +200,8 @@ def crawl_met(
 ):
     """Harvest The Met's Collection API (object JSON, then the image) into a manifest."""
     from artdata.harvest import HarvestConfig
-    from artdata.images import ImageConfig
-    from artdata.records import STATUSES, STATUS_NO_IMAGE
+    from artdata.datasets.images import ImageConfig
+    from artdata.datasets.records import STATUSES, STATUS_NO_IMAGE
     from artdata.sources.met import MetSource
     src = MetSource(api_base=api_base.rstrip("/"), departments=_split_list(department),
                     classifications=_split_list(classification), public_domain_only=public_domain_only,
@@ -245,7 +245,7 @@ def crawl_tate(
 ):
     """Harvest Tate's collection dataset (metadata from the table, thumbnails over HTTP)."""
     from artdata.harvest import HarvestConfig
-    from artdata.images import ImageConfig
+    from artdata.datasets.images import ImageConfig
     from artdata.sources.tate import TateSource
     src = TateSource(table=table, classifications=_split_list(classification), media=medium or [],
                      has_thumbnail=has_thumbnail, acquired_from=acquired_from, acquired_to=acquired_to,
@@ -477,9 +477,9 @@ def manifests_list(source: Optional[str] = typer.Argument(None, help="A remote s
                                                                     "a folder) to list instead of the home."),
                    home: Optional[Path] = HomeOpt):
     """Every manifest version in the home folder (or in a remote store), newest last."""
-    from artdata.manifest import list_manifests
+    from artdata.datasets.manifest import list_manifests
     if source:
-        from artdata.remote import remote_versions
+        from artdata.datasets.remote import remote_versions
         versions = remote_versions(source)
         if not versions:
             typer.echo(f"no manifests in {source}")
@@ -508,7 +508,7 @@ def manifests_push(ref: str = typer.Argument(..., help="NAME[@VERSION] in the ho
                    home: Optional[Path] = HomeOpt):
     """Publish a manifest version to a remote store (resumable; versions there are immutable)."""
     from artdata.console import HarvestProgress, console
-    from artdata.remote import push
+    from artdata.datasets.remote import push
     res = push(_home(home), ref, dest, with_images, HarvestProgress("push images") if with_images else None)
     console.print(f"push {res.ref} -> {dest}: {len(res.uploaded)} file(s) uploaded, {res.skipped} already there"
                   + (f"; images {res.images_uploaded} uploaded, {res.images_present} already there"
@@ -525,7 +525,7 @@ def manifests_pull(source: str = typer.Argument(..., help="SOURCE[/NAME[@VERSION
                    home: Optional[Path] = HomeOpt):
     """Download a manifest version into the home, every file checked against its card (resumable)."""
     from artdata.console import HarvestProgress, console
-    from artdata.remote import pull
+    from artdata.datasets.remote import pull
     res = pull(_home(home), source, with_images, HarvestProgress("pull images") if with_images else None,
                say=lambda line: console.print(line, style="dim", markup=False, highlight=False))
     what = "already here" if res.already else f"{len(res.downloaded)} file(s) downloaded and checked"
@@ -546,7 +546,7 @@ def manifests_show(ref: str = typer.Argument(..., help="NAME[@VERSION] or a mani
                    as_json: bool = typer.Option(False, "--json", help="Print the whole card as JSON."),
                    home: Optional[Path] = HomeOpt):
     """A manifest's card: lineage, counts, files."""
-    from artdata.manifest import load
+    from artdata.datasets.manifest import load
     m = load(_home(home).manifests, ref)
     if as_json:
         typer.echo(json.dumps(m.card, indent=2, ensure_ascii=False))
@@ -564,7 +564,7 @@ def manifests_diff(a: str = typer.Argument(..., help="NAME[@VERSION]"), b: str =
                    limit: int = typer.Option(10, help="Examples shown per kind of change."),
                    home: Optional[Path] = HomeOpt):
     """Records added, removed, relabelled and moved across splits between two versions."""
-    from artdata.manifest import diff, load
+    from artdata.datasets.manifest import diff, load
     h = _home(home)
     d = diff(load(h.manifests, a), load(h.manifests, b))
     typer.echo(f"{d.a} -> {d.b}: " + ", ".join(f"{k} {v}" for k, v in d.summary().items()))
@@ -583,8 +583,8 @@ def manifests_diff(a: str = typer.Argument(..., help="NAME[@VERSION]"), b: str =
 def manifests_verify(ref: str = typer.Argument(..., help="NAME[@VERSION] or a manifest folder."),
                      home: Optional[Path] = HomeOpt):
     """Check every file against the card and every image in the store against its sha256."""
-    from artdata.images import ImageStore
-    from artdata.manifest import load, verify
+    from artdata.datasets.images import ImageStore
+    from artdata.datasets.manifest import load, verify
     h = _home(home)
     rep = verify(load(h.manifests, ref), ImageStore(h.images))
     for p in rep.problems[:50]:
@@ -610,7 +610,7 @@ def manifests_materialize(
 ):
     """Fetch every image of a manifest into the local store and check its sha256 (resumable)."""
     from artdata.console import HarvestProgress, console, counts_line
-    from artdata.materialize import materialize
+    from artdata.datasets.materialize import materialize
     h = _home(home)
     progress = HarvestProgress("materialize")
     try:
@@ -668,7 +668,7 @@ def build_split_cmd(
     home: Optional[Path] = HomeOpt,
 ):
     """Clean tags, label and split a manifest into train/val/test (a new versioned manifest)."""
-    from artdata.splits import build_split
+    from artdata.splits.recipes import build_split
     given = {"min_count": min_count, "max_per_class": max_per_class, "classification": _split_list(classification) or None,
              "region_map": str(region_map) if region_map else None, "exclude": str(exclude) if exclude else None,
              "drop_flagged": drop_flagged or None, "departments": _split_list(departments) or None, "top": top,
@@ -701,8 +701,8 @@ def import_folder_cmd(
 ):
     """Turn a class-per-folder image collection (Pandora18k, WikiArt style) into a manifest."""
     from artdata.console import HarvestProgress
-    from artdata.folder import import_folder
-    from artdata.images import ImageConfig
+    from artdata.splits.folder import import_folder
+    from artdata.datasets.images import ImageConfig
     m = import_folder(_home(home), folder, name, ImageConfig(size=image_size), workers, HarvestProgress("import"))
     prof = m.card.get("profile", {})
     if prof.get("width"):

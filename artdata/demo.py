@@ -11,7 +11,7 @@ from pathlib import Path
 from artdata.console import console
 from artdata.harvest import HarvestConfig, harvest
 from artdata.http import ClientConfig
-from artdata.images import ImageConfig
+from artdata.datasets.images import ImageConfig
 from artdata.mirror import Faults, Mirror
 from artdata.paths import Home
 
@@ -61,7 +61,7 @@ def run_demo(out: Path, *, met_objects: int = 400, tate_works: int = 300, quick:
         if r.returncode != 0:
             from artdata import ArtdataError
             raise ArtdataError(f"findartinfo crawl failed: {r.stderr.strip().splitlines()[-1] if r.stderr else r.returncode}")
-        from artdata.manifest import load
+        from artdata.datasets.manifest import load
         lots = load(home.manifests, "demo-lots")
         results["lots"] = lots
         console.print(f"  {lots.rows} lots: " + ", ".join(f"{k} {v}" for k, v in lots.card["counts"]["by_status"].items())
@@ -69,8 +69,8 @@ def run_demo(out: Path, *, met_objects: int = 400, tate_works: int = 300, quick:
         console.print(f"  manifest {lots.ref} -> {lots.path}")
 
         _stage("4. verify the manifests against the image store")
-        from artdata.images import ImageStore
-        from artdata.manifest import verify
+        from artdata.datasets.images import ImageStore
+        from artdata.datasets.manifest import verify
         for m in (met.manifest, tate.manifest, lots):
             rep = verify(m, ImageStore(home.images))
             console.print(f"  {m.ref}: {'OK' if rep.ok else 'PROBLEMS'} ({rep.checked_images} images)")
@@ -119,7 +119,7 @@ def _later_stages():
     """Stages added by later parts of the pipeline (split, train, report), when present."""
     stages = []
     try:
-        from artdata.splits import demo_stage as split_stage
+        from artdata.splits.recipes import demo_stage as split_stage
         stages.append(split_stage)
     except ImportError:
         pass

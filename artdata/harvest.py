@@ -23,11 +23,11 @@ import httpx
 
 from artdata import ArtdataError
 from artdata.http import ClientConfig, FetchError, PoliteClient
-from artdata.images import ImageConfig, ImageStore
-from artdata.manifest import Manifest, write_manifest
+from artdata.datasets.images import ImageConfig, ImageStore
+from artdata.datasets.manifest import Manifest, write_manifest
 from artdata.paths import Home
 from artdata.workers import ImageWorkers
-from artdata.records import STATUS_FAILED, STATUS_OK, STATUS_PENDING, new_record, now_utc, to_table
+from artdata.datasets.records import STATUS_FAILED, STATUS_OK, STATUS_PENDING, new_record, now_utc, to_table
 
 
 @dataclass
@@ -60,7 +60,7 @@ class HarvestConfig:
     keep_statuses: tuple | None = None   # statuses kept in the manifest (None: all); others counted
 
     def __post_init__(self):   # checked when the command starts: before any request or write
-        from artdata.manifest import check_name
+        from artdata.datasets.manifest import check_name
         check_name(self.manifest)
         if self.limit is not None and self.limit < 1:
             raise ArtdataError(f"--limit {self.limit}: at least 1")

@@ -21,7 +21,7 @@ import signal
 import struct
 
 from artdata import ArtdataError
-from artdata.images import ImageConfig, ImageResult, ImageStore, _process_and_store
+from artdata.datasets.images import ImageConfig, ImageResult, ImageStore, process_and_store
 
 _HEAD = struct.Struct("!iQ")        # multiprocessing.Connection's length prefix, then the job id
 _F_SETPIPE_SZ = 1031                # Linux: grow a pipe so one write carries a whole body
@@ -36,7 +36,7 @@ def _worker_main(inp, out, cfg: ImageConfig, root: str) -> None:
         except (EOFError, OSError):
             return                  # the harvest closed our pipe: done
         jid = int.from_bytes(msg[:8], "big")
-        res = _process_and_store(msg[8:], cfg, root)
+        res = process_and_store(msg[8:], cfg, root)
         try:
             out.send_bytes(jid.to_bytes(8, "big") + pickle.dumps(res, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:

@@ -48,7 +48,7 @@ CLASSES = ["Baroque", "Cubism", "Impressionism", "Pop art"]
 
 def _make_one(args):
     """One generated JPEG through the image store's own processing: (key, class, bytes)."""
-    from artdata.images import ImageConfig, process_image
+    from artdata.datasets.images import ImageConfig, process_image
     from artdata.mirror import render_jpeg
     i, cls, store_size = args
     res = process_image(render_jpeg(f"{cls}-{i}", cls, (store_size * 5 // 4, store_size)),
@@ -59,10 +59,10 @@ def _make_one(args):
 def build_data(root: Path, per_class: int, store_size: int, workers: int) -> Home:
     """Generated JPEGs in an image store + a stratified 80/10/10 split manifest named `gpucheck`."""
     import pandas as pd
-    from artdata.images import ImageStore
-    from artdata.manifest import write_manifest
-    from artdata.records import new_record, to_table
-    from artdata.splits import stratified_split
+    from artdata.datasets.images import ImageStore
+    from artdata.datasets.manifest import write_manifest
+    from artdata.datasets.records import new_record, to_table
+    from artdata.splits.recipes import stratified_split
     home = Home(root)
     store = ImageStore(home.images)
     jobs = [(i, c, store_size) for c in CLASSES for i in range(per_class)]
@@ -243,8 +243,8 @@ class GpuUtilisation:
 
 def throughput(home: Home, device_name: str, dry: bool, batch: int, steps: int, warmup: int, workers: int,
                compile_model: bool) -> dict:
-    from artdata.images import ImageStore
-    from artdata.manifest import load
+    from artdata.datasets.images import ImageStore
+    from artdata.datasets.manifest import load
     from artdata.train import models as M
     from artdata.train.data import BatchTransform, DataConfig, SplitData, create_loader, load_splits
     device = torch.device(device_name)
@@ -324,8 +324,8 @@ def throughput(home: Home, device_name: str, dry: bool, batch: int, steps: int, 
 
 def loader_rate(home: Home, size: int, batch: int, steps: int, warmup: int, workers: int) -> float:
     """Images/s of artdata's training loader alone (store -> workers decoding and cropping -> batches)."""
-    from artdata.images import ImageStore
-    from artdata.manifest import load
+    from artdata.datasets.images import ImageStore
+    from artdata.datasets.manifest import load
     from artdata.train.data import DataConfig, SplitData, create_loader, load_splits
     splits, _, _, _ = load_splits(load(home.manifests, "gpucheck"))
     tr = splits["train"]

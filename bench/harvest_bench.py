@@ -26,7 +26,7 @@ import time
 from multiprocessing import Pool
 from pathlib import Path
 
-from artdata.images import ImageConfig, process_image
+from artdata.datasets.images import ImageConfig, process_image
 from artdata.mirror import Mirror, Response, render_jpeg
 
 OUT = Path(__file__).resolve().parent / "out"

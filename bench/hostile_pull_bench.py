@@ -31,14 +31,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def build(out: Path, mb: int) -> tuple[Path, str]:
     import numpy as np
     import pyarrow as pa
-    from artdata.manifest import write_manifest
-    from artdata.records import new_record, to_table
+    from artdata.datasets.manifest import write_manifest
+    from artdata.datasets.records import new_record, to_table
     recs = [new_record("folder", str(i), status="failed", error="bench: no image") for i in range(10)]
     rng = np.random.default_rng(0)
     blobs = [rng.bytes(1 << 20) for _ in range(mb)]
     side = pa.table({"blob": pa.array(blobs, pa.binary())})
     from artdata.paths import Home
-    from artdata.remote import push
+    from artdata.datasets.remote import push
     home = Home(out / "origin")
     m = write_manifest(home.manifests, "big", to_table(recs), extra_tables={"features": side})
     pub = out / "pub"

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from artdata.manifest import write_manifest
+from artdata.datasets.manifest import write_manifest
 from artdata.mirror import Faults, MetData
 from artdata.paths import Home
-from artdata.records import to_table
+from artdata.datasets.records import to_table
 from artdata.sources.met import record_from_object
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "met" / "objects_sample.parquet"

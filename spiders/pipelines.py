@@ -19,8 +19,8 @@ from pathlib import Path
 from scrapy import Request
 from scrapy.exceptions import DropItem
 
-from artdata.images import ImageConfig, ImageStore, process_image
-from artdata.records import STATUS_FAILED, STATUS_NO_IMAGE, STATUS_PENDING, extra_json, new_record, now_utc
+from artdata.datasets.images import ImageConfig, ImageStore, process_image
+from artdata.datasets.records import STATUS_FAILED, STATUS_NO_IMAGE, STATUS_PENDING, extra_json, new_record, now_utc
 from artdata.spiders import parsing as P
 
 
@@ -177,8 +177,8 @@ class ManifestPipeline(_Base):
 
     def close_spider(self, spider=None):
         from datetime import datetime
-        from artdata.manifest import write_manifest
-        from artdata.records import to_table
+        from artdata.datasets.manifest import write_manifest
+        from artdata.datasets.records import to_table
         self._journal.close()
         rows = list(self._journal.load().values())
         for r in rows:

@@ -74,7 +74,7 @@ def run_crawl(home: Home, *, base_url: str, letters: str, artist_url: str | None
     from scrapy import signals
     from scrapy.crawler import CrawlerProcess
     from artdata.spiders.spiders.findartinfo import FindartinfoSpider
-    from artdata.manifest import check_name
+    from artdata.datasets.manifest import check_name
     check_name(manifest)
     letters = ",".join(parse_letters(letters)) if not artist_url else letters
     options = {"base_url": base_url, "letters": letters, "artist_url": artist_url, "max_pages": max_pages,

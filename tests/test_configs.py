@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from artdata.cli import app
-from artdata.manifest import write_manifest
+from artdata.datasets.manifest import write_manifest
 from artdata.paths import Home
-from artdata.records import new_record, to_table
-from artdata.splits import build_split
+from artdata.datasets.records import new_record, to_table
+from artdata.splits.recipes import build_split
 from artdata.train import models as M
 from artdata.train.loop import TrainArgs, load_config, study_configs
 

@@ -13,7 +13,7 @@ from scrapy.exceptions import DropItem
 from scrapy.http import HtmlResponse, Request
 from scrapy.utils.test import get_crawler
 
-from artdata.manifest import load
+from artdata.datasets.manifest import load
 from artdata.mirror import Faults, Mirror
 from artdata.paths import Home
 from artdata.spiders import parsing as P

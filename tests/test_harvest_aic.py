@@ -11,8 +11,8 @@ from artdata import ArtdataError
 from artdata.cli import app
 from artdata.harvest import HarvestConfig, harvest
 from artdata.http import ClientConfig
-from artdata.images import ImageConfig
-from artdata.manifest import load
+from artdata.datasets.images import ImageConfig
+from artdata.datasets.manifest import load
 from artdata.mirror import Faults, Mirror
 from artdata.mirror.aic import artwork
 from artdata.paths import Home

@@ -8,8 +8,8 @@ import pytest
 from artdata import ArtdataError
 from artdata.harvest import HarvestConfig, harvest
 from artdata.http import ClientConfig
-from artdata.images import ImageConfig
-from artdata.manifest import load
+from artdata.datasets.images import ImageConfig
+from artdata.datasets.manifest import load
 from artdata.mirror import Faults, Mirror
 from artdata.paths import Home
 from artdata.sources.iiif import IiifSource, canvases, image_service, size_request, static_image, text

@@ -11,8 +11,8 @@ import pytest
 
 from artdata.harvest import HarvestConfig, harvest
 from artdata.http import ClientConfig
-from artdata.images import ImageConfig, ImageStore
-from artdata.manifest import load, verify
+from artdata.datasets.images import ImageConfig, ImageStore
+from artdata.datasets.manifest import load, verify
 from artdata.mirror import Faults, Mirror, bundled_met
 from artdata.sources.met import MetSource
 from conftest import descendants, journal_with, parent_pid, still_running
@@ -186,7 +186,7 @@ def test_rerun_is_a_no_op(home):
 
 
 def test_metadata_only_then_materialize(home):
-    from artdata.materialize import materialize
+    from artdata.datasets.materialize import materialize
     with Mirror() as m:
         res = harvest(MetSource(api_base=m.met_api_base, image_size=32),
                       HarvestConfig("meta", image=IMG, client=FAST, limit=25, metadata_only=True), home)
@@ -203,7 +203,7 @@ def test_metadata_only_then_materialize(home):
 
 def test_materialize_someone_elses_manifest_and_report_mismatch(home, tmp_path):
     import shutil
-    from artdata.materialize import materialize
+    from artdata.datasets.materialize import materialize
     from artdata.paths import Home
     with Mirror() as m:
         res = _harvest(m, home, limit=15)

@@ -15,8 +15,8 @@ from artdata import ArtdataError
 from artdata.cli import app
 from artdata.harvest import HarvestConfig, harvest
 from artdata.http import ClientConfig
-from artdata.images import ImageConfig
-from artdata.manifest import load
+from artdata.datasets.images import ImageConfig
+from artdata.datasets.manifest import load
 from artdata.mirror import Faults, Mirror, aspect_size
 from artdata.mirror.nga import NGA_COLUMNS, NGA_FAIR_USE_BOX, NGA_NATIVE_SIDE, nga_uuid
 from artdata.paths import Home

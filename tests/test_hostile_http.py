@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from artdata.cli import app
 from artdata.http import ClientConfig, FetchError, HostRefused, PoliteClient
-from artdata.manifest import load
+from artdata.datasets.manifest import load
 from conftest import jpeg_bytes
 
 
@@ -338,8 +338,8 @@ def test_a_manifests_urls_do_not_lead_materialize_to_loopback_hosts(tmp_path, co
     """A manifest someone gave you whose image URLs point into this machine's network: refused, record by record,
     before any connection; naming the host yourself (--image-base, --allow-private-hosts) lets it through."""
     from artdata.harvest import HarvestConfig, harvest
-    from artdata.images import ImageConfig
-    from artdata.materialize import materialize
+    from artdata.datasets.images import ImageConfig
+    from artdata.datasets.materialize import materialize
     from artdata.mirror import Mirror
     from artdata.paths import Home
     from artdata.sources.met import MetSource

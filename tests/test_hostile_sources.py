@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from artdata import ArtdataError
 from artdata.cli import app
-from artdata.manifest import load
+from artdata.datasets.manifest import load
 from artdata.mirror import Mirror, Response, json_response
 from artdata.mirror.aic import artwork
 from artdata.mirror.cleveland import cma_artwork

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 from PIL import Image
 
-from artdata.images import ImageConfig, ImagePool, ImageStore, process_image, target_size
+from artdata.datasets.images import ImageConfig, ImagePool, ImageStore, process_image, target_size
 from conftest import jpeg_bytes
 
 
@@ -120,7 +120,7 @@ def test_killed_writer_leaves_no_half_file(tmp_path):
     root = tmp_path / "s"
     code = textwrap.dedent(f"""
         import os, sys, tempfile
-        from artdata.images import ImageStore
+        from artdata.datasets.images import ImageStore
         store = ImageStore({str(root)!r})
         real_fdopen = os.fdopen
         class Slow:

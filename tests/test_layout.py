@@ -10,7 +10,7 @@ def test_train_never_imports_harvesting_side():
     code = ("import sys, importlib, pkgutil, artdata.train as t\n"
             "for m in pkgutil.walk_packages(t.__path__, 'artdata.train.'):\n"
             "    importlib.import_module(m.name)\n"
-            "import artdata.manifest, artdata.records, artdata.images\n"
+            "import artdata.datasets.manifest, artdata.datasets.records, artdata.datasets.images\n"
             "bad = [m for m in ('httpx', 'scrapy', 'tenacity', 'bs4', 'twisted') if m in sys.modules]\n"
             "print(bad)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -4,9 +4,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from artdata.images import ImageConfig, ImageStore, process_image
-from artdata.manifest import ManifestError, content_hash, diff, list_manifests, load, verify, write_manifest
-from artdata.records import new_record, to_table
+from artdata.datasets.images import ImageConfig, ImageStore, process_image
+from artdata.datasets.manifest import ManifestError, content_hash, diff, list_manifests, load, verify, write_manifest
+from artdata.datasets.records import new_record, to_table
 from conftest import jpeg_bytes
 
 

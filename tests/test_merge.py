@@ -11,14 +11,14 @@ from artdata import ArtdataError
 from artdata.cli import app
 from artdata.harvest import HarvestConfig, harvest
 from artdata.http import ClientConfig
-from artdata.images import ImageConfig, ImageStore, process_image
-from artdata.manifest import load, write_manifest
+from artdata.datasets.images import ImageConfig, ImageStore, process_image
+from artdata.datasets.manifest import load, write_manifest
 from artdata.mirror import Mirror, render_jpeg
 from artdata.paths import Home
-from artdata.records import new_record, to_table
+from artdata.datasets.records import new_record, to_table
 from artdata.sources.iiif import IiifSource
 from artdata.sources.met import MetSource
-from artdata.splits import build_split
+from artdata.splits.recipes import build_split
 
 # a third museum's records, as its harvester maps them: its own spellings of cultures and places
 # (and the Art Institute's spelling of classifications: "painting" is the Met's "Paintings")

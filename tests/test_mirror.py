@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from artdata.images import process_image
+from artdata.datasets.images import process_image
 from artdata.mirror import Faults, Mirror, Response, render_jpeg
 
 

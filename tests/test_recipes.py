@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from artdata import ArtdataError
-from artdata.recipes import (RegionMap, clean_text, culture_core, equal_count_bins, medium_tags, non_painting_flag,
+from artdata.splits.clean import (RegionMap, clean_text, culture_core, equal_count_bins, medium_tags, non_painting_flag,
                              normalise_medium, resolve_culture, split_multi, strip_qualifier, top_n)
-from artdata.splits import split_counts, stratified_split
+from artdata.splits.recipes import split_counts, stratified_split
 
 
 def test_met_text_traps():

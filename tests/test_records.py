@@ -1,7 +1,7 @@
 import pyarrow as pa
 import pytest
 
-from artdata.records import (RECORD_SCHEMA, SPLIT_SCHEMA, STATUSES, RecordError, conform, extra_json, new_record,
+from artdata.datasets.records import (RECORD_SCHEMA, SPLIT_SCHEMA, STATUSES, RecordError, conform, extra_json, new_record,
                              schema_for, to_table)
 
 

@@ -18,9 +18,9 @@ import pytest
 from typer.testing import CliRunner
 
 from artdata.cli import app
-from artdata.manifest import list_manifests, load
+from artdata.datasets.manifest import list_manifests, load
 from artdata.paths import Home
-from artdata import remote
+from artdata.datasets import remote
 
 from test_train import make_split
 

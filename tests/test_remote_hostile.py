@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from artdata import remote
+from artdata.datasets import remote
 from artdata.cli import app
-from artdata.images import ImageStore
-from artdata.manifest import list_manifests
+from artdata.datasets.images import ImageStore
+from artdata.datasets.manifest import list_manifests
 from artdata.paths import Home
 
 from conftest import jpeg_bytes

@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 
 from artdata.reports.explain import explain
-from artdata.manifest import list_manifests
+from artdata.datasets.manifest import list_manifests
 from artdata.paths import Home
 from artdata.reports.report import dataset_report, run_report
-from artdata.splits import build_split
+from artdata.splits.recipes import build_split
 from artdata.train.loop import TrainArgs, main
 from conftest import debian_tool
 from test_train import CLASSES, make_split

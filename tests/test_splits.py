@@ -10,15 +10,15 @@ from artdata import ArtdataError
 from artdata.cli import app
 from artdata.harvest import HarvestConfig, harvest
 from artdata.http import ClientConfig
-from artdata.images import ImageStore
-from artdata.manifest import load, verify, write_manifest
+from artdata.datasets.images import ImageStore
+from artdata.datasets.manifest import load, verify, write_manifest
 from artdata.mirror import Mirror
 from artdata.paths import Home
-from artdata.records import new_record, to_table
-from artdata.recipes import medium_tags, normalise_medium
+from artdata.datasets.records import new_record, to_table
+from artdata.splits.clean import medium_tags, normalise_medium
 from artdata.sources.met import MetSource
 from artdata.sources.tate import TateSource
-from artdata.splits import CULTURE_STUDY, DEPARTMENT_STUDY, build_split
+from artdata.splits.recipes import CULTURE_STUDY, DEPARTMENT_STUDY, build_split
 from conftest import jpeg_bytes, shared_path
 
 FAST = ClientConfig(rate=400, concurrency=16, timeout=10)
@@ -77,7 +77,7 @@ def test_medium_multi_label(tate_home):
 def test_culture_on_real_met_paintings(met_home):
     home, sample = met_home
     # the cleaner alone, on every real painting row of the sample: the study's 11 cultures appear
-    from artdata.recipes import RegionMap, resolve_culture
+    from artdata.splits.clean import RegionMap, resolve_culture
     rm = RegionMap.bundled()
     paint = sample[sample.Classification == "Paintings"]
     resolved = {resolve_culture(c, n, k, rm)[0] for c, n, k in
@@ -220,7 +220,7 @@ def test_import_folder_profile_and_movement_split(tmp_path):
 
 
 def test_metadata_only_plan_then_materialize_only_kept(tmp_path):
-    from artdata.materialize import materialize
+    from artdata.datasets.materialize import materialize
     home = Home(tmp_path)
     with Mirror() as m:
         harvest(MetSource(api_base=m.met_api_base, departments=["Arms and Armor", "Islamic Art"]),

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from artdata import ArtdataError
-from artdata.images import ImageConfig, ImageStore, process_image
-from artdata.manifest import write_manifest
+from artdata.datasets.images import ImageConfig, ImageStore, process_image
+from artdata.datasets.manifest import write_manifest
 from artdata.mirror import render_jpeg
 from artdata.paths import Home
-from artdata.records import new_record, to_table
-from artdata.splits import build_split, stratified_split
+from artdata.datasets.records import new_record, to_table
+from artdata.splits.recipes import build_split, stratified_split
 from artdata.train import models as M
 from artdata.train.loop import TrainArgs, main
 

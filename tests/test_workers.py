@@ -5,7 +5,7 @@ import asyncio
 import os
 import signal
 
-from artdata.images import ImageConfig, ImageStore, process_image
+from artdata.datasets.images import ImageConfig, ImageStore, process_image
 from artdata.workers import ImageWorkers
 from conftest import alive, jpeg_bytes
 

@@ -84,7 +84,7 @@ def test_transfer_backbone_stays_frozen_and_cache_gives_the_uncached_logits(zoo_
     cfg = json.loads((out / "config.json").read_text())
     cache = torch.load(cfg["feature_cache_file"], weights_only=True)
     run = load_run(str(out), str(zoo_home.root), "cpu")
-    from artdata.images import ImageStore
+    from artdata.datasets.images import ImageStore
     from artdata.train.data import BatchTransform, create_loader
     loader = create_loader(run.splits["test"], ImageStore(zoo_home.images), run.dcfg, 64, False, 0)
     images, targets, _, _ = next(iter(loader))

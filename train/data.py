@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from artdata import ArtdataError
-from artdata.images import ImageStore
+from artdata.datasets.images import ImageStore
 
 log = logging.getLogger("artdata.train")
 

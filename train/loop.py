@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from artdata import ArtdataError
-from artdata.images import ImageStore
-from artdata.manifest import load, sha256_file
+from artdata.datasets.images import ImageStore
+from artdata.datasets.manifest import load, sha256_file
 from artdata.paths import Home
 from artdata.train import models as M
 from artdata.train.data import BatchTransform, DataConfig, ManifestImages, create_loader, load_splits

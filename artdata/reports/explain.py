@@ -67,7 +67,7 @@ def explain(run: Path, home: Home | None = None, images: list[str] | None = None
             split: str = "test", device: str = "cpu", out: Path | None = None) -> Path:
     import torch
     import torch.nn.functional as F
-    from artdata.images import ImageStore
+    from artdata.datasets.images import ImageStore
     from artdata.reports.page import html_page, img_tag, pyplot, save_figure, write_page
     from artdata.train import models as M
     from artdata.train.data import BatchTransform, create_loader, decode

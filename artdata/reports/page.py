@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from artdata.images import ImageStore
+from artdata.datasets.images import ImageStore
 
 
 def pyplot():

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from artdata import ArtdataError
-from artdata.images import ImageStore
-from artdata.manifest import Manifest, load
+from artdata.datasets.images import ImageStore
+from artdata.datasets.manifest import Manifest, load
 from artdata.paths import Home
 from artdata.reports.page import html_page, html_table, img_tag, pyplot, save_figure, thumbnail, write_page
 

@@ -28,7 +28,7 @@ from urllib.parse import quote, urlencode
 from artdata import ArtdataError
 from artdata.harvest import Job, decode_json, fetch_record
 from artdata.http import PoliteClient
-from artdata.records import STATUS_FILTERED, STATUS_NO_IMAGE, STATUS_NOT_FOUND, STATUS_NOT_PUBLIC_DOMAIN, \
+from artdata.datasets.records import STATUS_FILTERED, STATUS_NO_IMAGE, STATUS_NOT_FOUND, STATUS_NOT_PUBLIC_DOMAIN, \
     extra_json, new_record
 from artdata.sources import Dump, boolean, capped_lines, check_file, http_url, id_order, int32, integer, \
     json_answer, loads, parse_bytes, read_capped, record_id, shown, text as _s, too_large

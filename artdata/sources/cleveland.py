@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 from artdata import ArtdataError
 from artdata.harvest import Job, decode_json, fetch_record
 from artdata.http import PoliteClient
-from artdata.records import STATUS_FILTERED, STATUS_NO_IMAGE, STATUS_NOT_FOUND, STATUS_NOT_PUBLIC_DOMAIN, \
+from artdata.datasets.records import STATUS_FILTERED, STATUS_NO_IMAGE, STATUS_NOT_FOUND, STATUS_NOT_PUBLIC_DOMAIN, \
     extra_json, new_record
 from artdata.sources import RECORD_CAP, Dump, FieldError, capped_lines, check_file, http_url, id_order, int32, integer as _int, \
     json_answer, loads, parse_bytes, record_id, shown, text as _s

@@ -24,7 +24,7 @@ import httpx
 from artdata import ArtdataError
 from artdata.harvest import Job
 from artdata.http import FetchError, PoliteClient
-from artdata.records import STATUS_NO_IMAGE, STATUS_NOT_FOUND, extra_json, new_record
+from artdata.datasets.records import STATUS_NO_IMAGE, STATUS_NOT_FOUND, extra_json, new_record
 from artdata.sources import FieldError, integer, json_answer, shown
 
 MAX_DEPTH = 5              # collections inside collections

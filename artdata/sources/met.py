@@ -14,7 +14,7 @@ import pandas as pd
 from artdata import ArtdataError
 from artdata.harvest import Job
 from artdata.http import PoliteClient
-from artdata.records import (STATUS_NO_IMAGE, STATUS_NOT_FOUND, STATUS_NOT_PUBLIC_DOMAIN, STATUS_FILTERED,
+from artdata.datasets.records import (STATUS_NO_IMAGE, STATUS_NOT_FOUND, STATUS_NOT_PUBLIC_DOMAIN, STATUS_FILTERED,
                              extra_json, new_record)
 from artdata.sources import check_file, check_parquet, http_url, int32, json_answer, parse_bytes, record_id, shown, \
     text as _s

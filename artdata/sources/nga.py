@@ -35,7 +35,7 @@ import pandas as pd
 from artdata import ArtdataError
 from artdata.harvest import Job
 from artdata.http import PoliteClient
-from artdata.records import STATUS_FAILED, STATUS_FILTERED, STATUS_NOT_PUBLIC_DOMAIN, extra_json, new_record
+from artdata.datasets.records import STATUS_FAILED, STATUS_FILTERED, STATUS_NOT_PUBLIC_DOMAIN, extra_json, new_record
 from artdata.sources import CappedReader, check_file, http_url, int32, integer as _int, parse_bytes, text as _s, \
     too_large
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from artdata import ArtdataError
 from artdata.harvest import Job
 from artdata.http import PoliteClient
-from artdata.records import new_record
+from artdata.datasets.records import new_record
 
 
 def read_urls(path: str, column: str = "url") -> list[str]:

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from artdata import ArtdataError
-from artdata.images import ImageConfig, ImagePool, ImageStore
-from artdata.manifest import Manifest, write_manifest
+from artdata.datasets.images import ImageConfig, ImagePool, ImageStore
+from artdata.datasets.manifest import Manifest, write_manifest
 from artdata.paths import Home
-from artdata.records import new_record, now_utc, to_table
+from artdata.datasets.records import new_record, now_utc, to_table
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
@@ -56,7 +56,7 @@ def profile(widths, heights) -> dict:
 
 def import_folder(home: Home, root: str | os.PathLike, name: str, image: ImageConfig = ImageConfig(size=512),
                   workers: int | None = None, progress=None) -> Manifest:
-    from artdata.manifest import check_name
+    from artdata.datasets.manifest import check_name
     check_name(name)
     root = Path(root).resolve()
     pairs = scan(root)

@@ -24,11 +24,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from artdata import ArtdataError
-from artdata.manifest import Manifest, load, write_manifest
+from artdata.datasets.manifest import Manifest, load, write_manifest
 from artdata.paths import Home
-from artdata.recipes import (RegionMap, equal_count_bins, medium_tags, non_painting_flag, normalise_medium,
+from artdata.splits.clean import (RegionMap, equal_count_bins, medium_tags, non_painting_flag, normalise_medium,
                              resolve_culture, top_n)
-from artdata.records import SOURCE_FIELDS, conform
+from artdata.datasets.records import SOURCE_FIELDS, conform
 
 SPLITS = ("train", "val", "test")
 USABLE = ("ok", "pending")
@@ -346,7 +346,7 @@ def build_split(home: Home, recipe: str, source: str | list[str], name: str | No
     records keep their `source`; source + source_id keys them, so no record can come twice), and write the
     split manifest."""
     if name is not None:
-        from artdata.manifest import check_name
+        from artdata.datasets.manifest import check_name
         check_name(name)
     p = resolve_params(recipe, given)
     sources = [source] if isinstance(source, str) else list(source)

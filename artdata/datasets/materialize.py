@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 
 from artdata.harvest import Job, Journal, drain, fetch_image
 from artdata.http import ClientConfig, PoliteClient, trusted_host
-from artdata.images import ImageConfig, ImageStore
-from artdata.manifest import STANDARD_CARD_KEYS, Manifest, load, write_manifest
+from artdata.datasets.images import ImageConfig, ImageStore
+from artdata.datasets.manifest import STANDARD_CARD_KEYS, Manifest, load, write_manifest
 from artdata.paths import Home
 from artdata.workers import ImageWorkers
-from artdata.records import STATUS_OK, STATUS_PENDING, now_utc, to_table
+from artdata.datasets.records import STATUS_OK, STATUS_PENDING, now_utc, to_table
 
 
 @dataclass

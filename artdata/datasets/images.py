@@ -192,7 +192,7 @@ class ImageStore:
         return None
 
 
-def _process_and_store(data: bytes, cfg: ImageConfig, root: str) -> ImageResult:
+def process_and_store(data: bytes, cfg: ImageConfig, root: str) -> ImageResult:
     res = process_image(data, cfg)
     if res.status == "ok":
         ImageStore(root).put(res.data, res.key)
@@ -205,7 +205,7 @@ def _process_file_and_store(path: str, cfg: ImageConfig, root: str) -> ImageResu
         data = Path(path).read_bytes()
     except OSError as exc:
         return ImageResult("failed", f"cannot read {path}: {exc.strerror or exc}")
-    return _process_and_store(data, cfg, root)
+    return process_and_store(data, cfg, root)
 
 
 def _worker_init(parent: int) -> None:
@@ -242,7 +242,7 @@ class ImagePool:
             self._ex = ThreadPoolExecutor(max(1, self.workers), thread_name_prefix="artdata-image")
 
     def submit(self, data: bytes):
-        return self._ex.submit(_process_and_store, data, self.cfg, str(self.store.root))
+        return self._ex.submit(process_and_store, data, self.cfg, str(self.store.root))
 
     def submit_file(self, path: str | os.PathLike):
         return self._ex.submit(_process_file_and_store, str(path), self.cfg, str(self.store.root))

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from artdata import ArtdataError
-from artdata.images import ImageStore
-from artdata.manifest import NAME_RE, Manifest, check_name, content_hash, load, parse_ref, sha256_file
+from artdata.datasets.images import ImageStore
+from artdata.datasets.manifest import NAME_RE, Manifest, check_name, content_hash, load, parse_ref, sha256_file
 from artdata.paths import Home
 
 INDEX = "index.json"
@@ -788,7 +788,7 @@ def _pull_images(fs, root: str, store_url: str, entry: dict, home: Home, m: Mani
             progress.stop()
     if left:                    # not pushed with the manifest: from their original URLs, as materialize does
         from artdata.http import ClientConfig, trusted_host
-        from artdata.materialize import materialize
+        from artdata.datasets.materialize import materialize
         # the host the user pulls from is one they named (even a loopback one); any other host in the records'
         # URLs is taken as content, which the HTTP client keeps off private and link-local addresses
         client = ClientConfig(trusted_hosts=(trusted_host(store_url),)) if _is_http(fs) else ClientConfig()

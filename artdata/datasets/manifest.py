@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from artdata import ArtdataError, __version__
-from artdata.records import KEY_COLUMNS, SCHEMA_VERSION, conform, now_utc
+from artdata.datasets.records import KEY_COLUMNS, SCHEMA_VERSION, conform, now_utc
 
 CARD_VERSION = "1"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
