@@ -122,7 +122,7 @@ def limit_options(fn):
 
 def _client_cfg(rate: float, concurrency: int, user_agent: Optional[str], retries: int, timeout: float,
                 block_pause: float, trusted: tuple = ()):
-    from artdata.http import ClientConfig, DEFAULT_USER_AGENT
+    from artdata.harvest.client import ClientConfig, DEFAULT_USER_AGENT
     return ClientConfig(rate=rate, concurrency=concurrency, user_agent=user_agent or DEFAULT_USER_AGENT,
                         retries=retries, timeout=timeout, block_pause=block_pause, trusted_hosts=trusted, **_LIMITS)
 
@@ -132,7 +132,7 @@ def _harvest_cfg(name: str, image_size: int, rate: float, concurrency: int, user
                  metadata_only: bool = False, retry_failed: bool = False, headers: tuple = ()):
     """The HarvestConfig of a crawl command from its shared options (checked here, before any request)."""
     from dataclasses import replace
-    from artdata.harvest import HarvestConfig
+    from artdata.harvest.runner import HarvestConfig
     from artdata.datasets.images import ImageConfig
     client = replace(_client_cfg(rate, concurrency, user_agent, retries, timeout, block_pause), headers=headers)
     return HarvestConfig(manifest=name, image=ImageConfig(size=image_size, **_IMAGE_LIMITS), client=client, metadata_only=metadata_only,
@@ -141,7 +141,7 @@ def _harvest_cfg(name: str, image_size: int, rate: float, concurrency: int, user
 
 def _run_harvest(source, cfg, home, label: str):
     from artdata.console import HarvestProgress, console, counts_line
-    from artdata.harvest import harvest
+    from artdata.harvest.runner import harvest
     progress = HarvestProgress(label)
     try:
         res = harvest(source, cfg, home, progress)
@@ -199,7 +199,7 @@ def crawl_met(
     home: Optional[Path] = HomeOpt,
 ):
     """Harvest The Met's Collection API (object JSON, then the image) into a manifest."""
-    from artdata.harvest import HarvestConfig
+    from artdata.harvest.runner import HarvestConfig
     from artdata.datasets.images import ImageConfig
     from artdata.datasets.records import STATUSES, STATUS_NO_IMAGE
     from artdata.sources.met import MetSource
@@ -244,7 +244,7 @@ def crawl_tate(
     home: Optional[Path] = HomeOpt,
 ):
     """Harvest Tate's collection dataset (metadata from the table, thumbnails over HTTP)."""
-    from artdata.harvest import HarvestConfig
+    from artdata.harvest.runner import HarvestConfig
     from artdata.datasets.images import ImageConfig
     from artdata.sources.tate import TateSource
     src = TateSource(table=table, classifications=_split_list(classification), media=medium or [],

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from artdata.console import console
-from artdata.harvest import HarvestConfig, harvest
-from artdata.http import ClientConfig
+from artdata.harvest.runner import HarvestConfig, harvest
+from artdata.harvest.client import ClientConfig
 from artdata.datasets.images import ImageConfig
 from artdata.mirror import Faults, Mirror
 from artdata.paths import Home

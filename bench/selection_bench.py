@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 CASE = r"""
 import asyncio, resource, sys, time
-from artdata.http import ClientConfig, PoliteClient
+from artdata.harvest.client import ClientConfig, PoliteClient
 kind, path = sys.argv[1], sys.argv[2]
 if kind == "nga":
     from artdata.sources.nga import NgaSource as S; src = S(data=path)

@@ -166,7 +166,7 @@ class ManifestPipeline(_Base):
         self._journal = None
 
     def open_spider(self, spider=None):
-        from artdata.harvest import Journal
+        from artdata.harvest.runner import Journal
         self._journal = Journal(self.journal_path)
         self.started = now_utc()
 

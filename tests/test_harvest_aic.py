@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from artdata import ArtdataError
 from artdata.cli import app
 from artdata.harvest import HarvestConfig, harvest
-from artdata.http import ClientConfig
+from artdata.harvest.client import ClientConfig
 from artdata.datasets.images import ImageConfig
 from artdata.datasets.manifest import load
 from artdata.mirror import Faults, Mirror

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from artdata.harvest import HarvestConfig, harvest
-from artdata.http import ClientConfig
+from artdata.harvest.client import ClientConfig
 from artdata.datasets.images import ImageConfig, ImageStore
 from artdata.datasets.manifest import load, verify
 from artdata.mirror import Faults, Mirror, bundled_met

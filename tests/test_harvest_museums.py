@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from artdata.harvest import HarvestConfig, harvest
-from artdata.http import ClientConfig
+from artdata.harvest.client import ClientConfig
 from artdata.datasets.images import ImageConfig
 from artdata.datasets.manifest import load
 from artdata.mirror import Faults, Mirror

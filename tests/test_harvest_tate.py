@@ -6,7 +6,7 @@ import pytest
 
 from artdata import ArtdataError
 from artdata.harvest import HarvestConfig, harvest
-from artdata.http import ClientConfig
+from artdata.harvest.client import ClientConfig
 from artdata.datasets.images import ImageConfig
 from artdata.mirror import Faults, Mirror, bundled_tate
 from artdata.sources.tate import choose_rendition, read_table, record_from_row, TateSource

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from artdata.cli import app
-from artdata.http import ClientConfig, FetchError, HostRefused, PoliteClient
+from artdata.harvest.client import ClientConfig, FetchError, HostRefused, PoliteClient
 from artdata.datasets.manifest import load
 from conftest import jpeg_bytes
 

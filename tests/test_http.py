@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from artdata.http import ClientConfig, FetchError, PoliteClient
+from artdata.harvest.client import ClientConfig, FetchError, PoliteClient
 from artdata.mirror import Faults, Mirror
 
 

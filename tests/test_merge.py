@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from artdata import ArtdataError
 from artdata.cli import app
 from artdata.harvest import HarvestConfig, harvest
-from artdata.http import ClientConfig
+from artdata.harvest.client import ClientConfig
 from artdata.datasets.images import ImageConfig, ImageStore, process_image
 from artdata.datasets.manifest import load, write_manifest
 from artdata.mirror import Mirror, render_jpeg

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from artdata import ArtdataError
 from artdata.cli import app
 from artdata.harvest import HarvestConfig, harvest
-from artdata.http import ClientConfig
+from artdata.harvest.client import ClientConfig
 from artdata.datasets.images import ImageStore
 from artdata.datasets.manifest import load, verify, write_manifest
 from artdata.mirror import Mirror

@@ -1,4 +1,4 @@
-"""artdata.transport.FastTransport under httpx, against a scripted HTTP server on loopback.
+"""artdata.harvest.transport.FastTransport under httpx, against a scripted HTTP server on loopback.
 
 The server answers each request with the raw bytes the test gives for its path, so every framing
 and failure case is exact: Content-Length, chunked, read-until-close, HTTP/1.0, 1xx, HEAD/204,
@@ -16,7 +16,7 @@ import time
 import httpx
 import pytest
 
-from artdata.transport import FastTransport
+from artdata.harvest.transport import FastTransport
 
 
 def ok(body: bytes, *headers: str, status: str = "200 OK", version: str = "HTTP/1.1") -> bytes:

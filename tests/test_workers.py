@@ -1,4 +1,4 @@
-"""artdata.workers.ImageWorkers: image processes fed from the event loop through pipes."""
+"""artdata.harvest.workers.ImageWorkers: image processes fed from the event loop through pipes."""
 from __future__ import annotations
 
 import asyncio
@@ -6,7 +6,7 @@ import os
 import signal
 
 from artdata.datasets.images import ImageConfig, ImageStore, process_image
-from artdata.workers import ImageWorkers
+from artdata.harvest.workers import ImageWorkers
 from conftest import alive, jpeg_bytes
 
 

@@ -14,12 +14,12 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
-from artdata.harvest import Job, Journal, drain, fetch_image
-from artdata.http import ClientConfig, PoliteClient, trusted_host
+from artdata.harvest.runner import Job, Journal, drain, fetch_image
+from artdata.harvest.client import ClientConfig, PoliteClient, trusted_host
 from artdata.datasets.images import ImageConfig, ImageStore
 from artdata.datasets.manifest import STANDARD_CARD_KEYS, Manifest, load, write_manifest
 from artdata.paths import Home
-from artdata.workers import ImageWorkers
+from artdata.harvest.workers import ImageWorkers
 from artdata.datasets.records import STATUS_OK, STATUS_PENDING, now_utc, to_table
 
 

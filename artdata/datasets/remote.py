@@ -787,7 +787,7 @@ def _pull_images(fs, root: str, store_url: str, entry: dict, home: Home, m: Mani
         if progress:
             progress.stop()
     if left:                    # not pushed with the manifest: from their original URLs, as materialize does
-        from artdata.http import ClientConfig, trusted_host
+        from artdata.harvest.client import ClientConfig, trusted_host
         from artdata.datasets.materialize import materialize
         # the host the user pulls from is one they named (even a loopback one); any other host in the records'
         # URLs is taken as content, which the HTTP client keeps off private and link-local addresses

@@ -281,7 +281,7 @@ def loads(data: str | bytes, where: str):
 
 def json_answer(resp, what: str):
     """harvest.decode_json, with a too deeply nested answer an ArtdataError naming the URL too."""
-    from artdata.harvest import decode_json
+    from artdata.harvest.runner import decode_json
     try:
         return decode_json(resp, what)
     except RecursionError:

@@ -26,8 +26,8 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import quote, urlencode
 
 from artdata import ArtdataError
-from artdata.harvest import Job, decode_json, fetch_record
-from artdata.http import PoliteClient
+from artdata.harvest.runner import Job, decode_json, fetch_record
+from artdata.harvest.client import PoliteClient
 from artdata.datasets.records import STATUS_FILTERED, STATUS_NO_IMAGE, STATUS_NOT_FOUND, STATUS_NOT_PUBLIC_DOMAIN, \
     extra_json, new_record
 from artdata.sources import Dump, boolean, capped_lines, check_file, http_url, id_order, int32, integer, \

@@ -20,8 +20,8 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from artdata import ArtdataError
-from artdata.harvest import Job, decode_json, fetch_record
-from artdata.http import PoliteClient
+from artdata.harvest.runner import Job, decode_json, fetch_record
+from artdata.harvest.client import PoliteClient
 from artdata.datasets.records import STATUS_FILTERED, STATUS_NO_IMAGE, STATUS_NOT_FOUND, STATUS_NOT_PUBLIC_DOMAIN, \
     extra_json, new_record
 from artdata.sources import RECORD_CAP, Dump, FieldError, capped_lines, check_file, http_url, id_order, int32, integer as _int, \

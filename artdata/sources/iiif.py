@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 
 from artdata import ArtdataError
-from artdata.harvest import Job
-from artdata.http import FetchError, PoliteClient
+from artdata.harvest.runner import Job
+from artdata.harvest.client import FetchError, PoliteClient
 from artdata.datasets.records import STATUS_NO_IMAGE, STATUS_NOT_FOUND, extra_json, new_record
 from artdata.sources import FieldError, integer, json_answer, shown
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from artdata import ArtdataError
-from artdata.harvest import Job
-from artdata.http import PoliteClient
+from artdata.harvest.runner import Job
+from artdata.harvest.client import PoliteClient
 from artdata.datasets.records import (STATUS_NO_IMAGE, STATUS_NOT_FOUND, STATUS_NOT_PUBLIC_DOMAIN, STATUS_FILTERED,
                              extra_json, new_record)
 from artdata.sources import check_file, check_parquet, http_url, int32, json_answer, parse_bytes, record_id, shown, \

@@ -33,8 +33,8 @@ from pathlib import Path
 import pandas as pd
 
 from artdata import ArtdataError
-from artdata.harvest import Job
-from artdata.http import PoliteClient
+from artdata.harvest.runner import Job
+from artdata.harvest.client import PoliteClient
 from artdata.datasets.records import STATUS_FAILED, STATUS_FILTERED, STATUS_NOT_PUBLIC_DOMAIN, extra_json, new_record
 from artdata.sources import CappedReader, check_file, http_url, int32, integer as _int, parse_bytes, text as _s, \
     too_large

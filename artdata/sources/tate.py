@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from artdata import ArtdataError
-from artdata.harvest import Job
-from artdata.http import PoliteClient
+from artdata.harvest.runner import Job
+from artdata.harvest.client import PoliteClient
 from artdata.datasets.records import STATUS_NO_IMAGE, extra_json, new_record
 from artdata.sources import FieldError, TooLarge, check_file, check_parquet, http_url, id_order, int32, \
     integer, loads, parse_bytes, record_id, shown, text as _s, too_large

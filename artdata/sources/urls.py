@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from artdata import ArtdataError
-from artdata.harvest import Job
-from artdata.http import PoliteClient
+from artdata.harvest.runner import Job
+from artdata.harvest.client import PoliteClient
 from artdata.datasets.records import new_record
 
 

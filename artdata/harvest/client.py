@@ -37,7 +37,7 @@ import httpx
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
 from artdata import ArtdataError, __version__
-from artdata.transport import FastTransport
+from artdata.harvest.transport import FastTransport
 
 DEFAULT_USER_AGENT = (f"artdata/{__version__} (research dataset builder; "
                       "+https://github.com/artdata/artdata)")

@@ -51,7 +51,7 @@ def _context():
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if "forkserver" in methods:
-        ctx.set_forkserver_preload(["artdata.workers"])
+        ctx.set_forkserver_preload(["artdata.harvest.workers"])
     return ctx
 
 

@@ -22,11 +22,11 @@ from typing import Any, Protocol
 import httpx
 
 from artdata import ArtdataError
-from artdata.http import ClientConfig, FetchError, PoliteClient
+from artdata.harvest.client import ClientConfig, FetchError, PoliteClient
 from artdata.datasets.images import ImageConfig, ImageStore
 from artdata.datasets.manifest import Manifest, write_manifest
 from artdata.paths import Home
-from artdata.workers import ImageWorkers
+from artdata.harvest.workers import ImageWorkers
 from artdata.datasets.records import STATUS_FAILED, STATUS_OK, STATUS_PENDING, new_record, now_utc, to_table
 
 
@@ -113,7 +113,7 @@ USER_URL_FIELDS = ("api_base", "iiif_url", "dump", "data", "table", "image_base"
 
 def user_hosts(source) -> tuple[str, ...]:
     """The hosts the user named for `source` (its `user_urls()`, or the URL-valued fields above)."""
-    from artdata.http import trusted_host
+    from artdata.harvest.client import trusted_host
     if hasattr(source, "user_urls"):
         urls = list(source.user_urls())
     else:
