@@ -1,0 +1,92 @@
+"""`artdata build-split` (a recipe: clean, label, split) and `artdata import-folder` (a class-per-folder
+collection as a manifest)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from artdata import ArtdataError
+from artdata.cli.options import HomeOpt, WorkersOpt, resolve_home, split_list
+
+
+def _ratios(text: str) -> tuple:
+    try:
+        vals = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise ArtdataError(f"--ratios takes three numbers like 0.8,0.1,0.1, not {text!r}") from None
+    return vals
+
+
+def build_split_cmd(
+    recipe: str = typer.Argument(..., help="culture | department | medium | price | movement"),
+    source: List[str] = typer.Option(..., "--from", help="The harvested manifest, NAME[@VERSION]; repeat it to "
+                                                         "merge several (--from met --from iiif)."),
+    name: Optional[str] = typer.Option(None, help="Output manifest name [default: <from>-<recipe>]."),
+    min_count: Optional[int] = typer.Option(None, help="Drop classes with fewer records (culture: 100, others: 1)."),
+    max_per_class: Optional[int] = typer.Option(None, help="Keep at most this many records per class (seeded)."),
+    seed: int = typer.Option(0, help="Seed of the split and of --max-per-class."),
+    ratios: str = typer.Option("0.8,0.1,0.1", help="train,val,test fractions."),
+    classification: Optional[List[str]] = typer.Option(None, help="culture: classification(s) kept [Paintings]."),
+    region_map: Optional[Path] = typer.Option(None, help="culture: JSON value -> class map replacing the shipped one."),
+    exclude: Optional[Path] = typer.Option(None, help="culture: file of ids judged mis-tagged, one per line."),
+    drop_flagged: bool = typer.Option(False, help="culture: drop records flagged as likely non-paintings."),
+    departments: Optional[List[str]] = typer.Option(None, help="department: departments kept [the study's 10]."),
+    top: Optional[int] = typer.Option(None, help="medium: the N most common descriptions [10]."),
+    classes: Optional[List[str]] = typer.Option(None, help="medium: exactly these descriptions."),
+    multi_label: bool = typer.Option(False, help="medium: media tags (labels) instead of one description."),
+    tags: Optional[int] = typer.Option(None, help="medium --multi-label: vocabulary size [10]."),
+    currency: Optional[str] = typer.Option(None, help="price: currency kept [the most common]."),
+    rates: Optional[Path] = typer.Option(None, help="price: CSV currency,rate converting others into --currency."),
+    bins: Optional[int] = typer.Option(None, help="price: equal-count bins [10]."),
+    top_artists: Optional[int] = typer.Option(None, help="price: keep only the N artists with most lots."),
+    home: Optional[Path] = HomeOpt,
+):
+    """Clean tags, label and split a manifest into train/val/test (a new versioned manifest)."""
+    from artdata.splits.recipes import build_split
+    given = {"min_count": min_count, "max_per_class": max_per_class, "classification": split_list(classification) or None,
+             "region_map": str(region_map) if region_map else None, "exclude": str(exclude) if exclude else None,
+             "drop_flagged": drop_flagged or None, "departments": split_list(departments) or None, "top": top,
+             "classes": classes or None, "multi_label": multi_label or None, "tags": tags, "currency": currency,
+             "rates": str(rates) if rates else None, "bins": bins, "top_artists": top_artists}
+    given = {k: v for k, v in given.items() if v is not None}
+    if seed:
+        given["seed"] = seed
+    if ratios != "0.8,0.1,0.1":
+        given["ratios"] = _ratios(ratios)
+    m = build_split(resolve_home(home), recipe, source if len(source) > 1 else source[0], name=name, **given)
+    for step in m.card["steps"]:
+        dropped = ", ".join(f"{k} {v}" for k, v in step["dropped"].items())
+        typer.echo(f"  {step['rows']:>7}  {step['step']}" + (f"  (dropped: {dropped})" if dropped else ""))
+    c = m.card["counts"]
+    typer.echo("classes: " + ", ".join(f"{k} {v}" for k, v in (c.get("by_class") or c.get("by_tag") or {}).items()))
+    typer.echo("splits: " + ", ".join(f"{k} {v}" for k, v in c.get("by_split", {}).items()))
+    for src, classes in (m.card.get("classes_by_source") or {}).items():
+        typer.echo(f"  from {src}: " + ", ".join(f"{k} {v}" for k, v in classes.items()))
+    typer.echo(f"manifest {m.ref} -> {m.path}")
+
+
+def import_folder_cmd(
+    folder: Path = typer.Argument(..., help="A folder with one sub-folder of images per class."),
+    name: str = typer.Option(..., help="Manifest name."),
+    image_size: int = typer.Option(512, help="Shorter side of stored images."),
+    workers: Optional[int] = WorkersOpt,
+    home: Optional[Path] = HomeOpt,
+):
+    """Turn a class-per-folder image collection (Pandora18k, WikiArt style) into a manifest."""
+    from artdata.console import HarvestProgress
+    from artdata.splits.folder import import_folder
+    from artdata.datasets.images import ImageConfig
+    m = import_folder(resolve_home(home), folder, name, ImageConfig(size=image_size), workers, HarvestProgress("import"))
+    prof = m.card.get("profile", {})
+    if prof.get("width"):
+        typer.echo(f"{prof['images']} images; width median {prof['width']['median']:.0f}, height median "
+                   f"{prof['height']['median']:.0f}, aspect median {prof['aspect']['median']:.2f}")
+    typer.echo("status: " + ", ".join(f"{k} {v}" for k, v in m.card["counts"]["by_status"].items()))
+    typer.echo(f"manifest {m.ref} -> {m.path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("build-split")(build_split_cmd)
+    app.command("import-folder")(import_folder_cmd)
