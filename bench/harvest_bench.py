@@ -9,7 +9,7 @@
    2 processes) on the same URL list, each in its own process tree, measuring wall time and the
    peak summed RSS of the tree (sampled every 0.1 s from /proc).
 4. The ceiling: decode + resize + encode of the same files on all cores, no network
-   (`artdata.images.process_image` in a process pool), measured before and after every artdata
+   (`artdata.datasets.images.process_image` in a process pool), measured before and after every artdata
    run; each run's ratio is taken against the higher of its two neighbouring ceilings.
 """
 from __future__ import annotations

@@ -32,3 +32,29 @@ def test_source_checkout_works_without_install(tmp_path):
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert Path(out.stdout.strip()).resolve() == ROOT / "train" / "__init__.py"
+
+
+LAYOUT_CHECK = ROOT.parent / "shared" / "tools" / "layout_check.py"
+
+
+def test_no_import_cycles_and_no_private_reach_ins():
+    """The layout stays as ARCHITECTURE.md draws it: no module imports its way back to itself, none takes
+    another module's _private names, and few modules sit at the artdata/ root."""
+    import pytest
+    if not LAYOUT_CHECK.is_file():
+        pytest.skip(f"{LAYOUT_CHECK} is not beside this checkout (it lives in the project's shared/tools)")
+    out = subprocess.run([sys.executable, str(LAYOUT_CHECK), str(ROOT)], capture_output=True, text=True, timeout=120)
+    lines = out.stdout.splitlines()
+    assert [x for x in lines if x.startswith(("cycle:", "private:"))] == [], out.stdout
+    summary = lines[-1]
+    assert " 0 import cycles, 0 private reach-ins, " in summary, summary
+    assert out.returncode == 0, out.stdout
+
+
+def test_image_workers_import_no_harvest_client():
+    """The image processes (forkserver preload: artdata.harvest.workers) import neither httpx nor tenacity."""
+    code = ("import sys, artdata.harvest.workers\n"
+            "print([m for m in ('httpx', 'tenacity', 'scrapy') if m in sys.modules])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
