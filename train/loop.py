@@ -6,6 +6,7 @@ pandas, pyarrow, pillow (and torchvision for the zoo, when installed).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -25,7 +26,7 @@ from artdata.datasets.images import ImageStore
 from artdata.datasets.manifest import load, sha256_file
 from artdata.paths import Home
 from artdata.train import models as M
-from artdata.train.data import BatchTransform, DataConfig, ManifestImages, create_loader, load_splits
+from artdata.train.data import BatchTransform, DataConfig, ManifestImages, SplitData, create_loader, load_splits
 from artdata.train.metrics import Accumulator, MetricsFile, write_json
 
 log = logging.getLogger("artdata.train")
@@ -38,7 +39,7 @@ DEVICES = ("auto", "cpu", "cuda")
 
 @dataclass
 class TrainArgs:
-    manifest: str
+    manifest: str | None
     model: str
     mode: str = "scratch"
     epochs: int = 10
@@ -72,6 +73,7 @@ class TrainArgs:
     log_every: int = 0
     max_steps: int = 0                  # training batches per epoch at most (0: all); smoke tests, GPU checks
     run_name: str | None = None         # the run folder under <home>/runs [<manifest>-<model>]
+    shards: str | None = None           # WebDataset shards (an export folder: path, s3://, https://), not the store
 
     def validate(self):
         for name, value, allowed in (("mode", self.mode, MODES), ("optimizer", self.optimizer, OPTIMIZERS),
@@ -414,7 +416,15 @@ def load_head(model: nn.Module, run: str, home: Home) -> Path:
 def main(args: TrainArgs) -> dict:
     args.validate()
     home = Home.resolve(args.home)
-    manifest = load(home.manifests, args.manifest)
+    index = None
+    if args.shards:             # the export's index stands for the manifest: its name, version and classes
+        from artdata.train.shards import open_index
+        manifest = index = open_index(args.shards)
+        name, _, version = (args.manifest or index.name).partition("@")
+        if name != index.name or not index.version.startswith(version):
+            raise ArtdataError(f"--shards {args.shards} hold {index.ref}, not --manifest {args.manifest}")
+    else:
+        manifest = load(home.manifests, args.manifest)
     device = resolve_device(args.device)
     world, rank = init_distributed(device)
     seed_everything(args.seed)
@@ -425,10 +435,18 @@ def main(args: TrainArgs) -> dict:
         args.weights = "none" if args.mode == "scratch" or args.model in M.MODELS else "DEFAULT"
 
     if args.model == "softmax":
+        if index is not None:
+            raise ArtdataError("--shards: the softmax model trains on the manifest's features table, not on images; "
+                               "use --manifest")
         return train_softmax(args, manifest, out, device)
 
-    splits, classes, multi, status_skipped = load_splits(manifest)
-    if not splits["train"].keys:
+    if index is not None:
+        splits, classes, multi, status_skipped = {}, index.classes, index.multi_label, dict(index.left_out)
+        sizes = {k: index.samples(k) for k in ("train", "val", "test")}
+    else:
+        splits, classes, multi, status_skipped = load_splits(manifest)
+        sizes = {k: len(v.keys) for k, v in splits.items()}
+    if not sizes["train"]:
         raise ArtdataError(f"manifest {manifest.ref} has no usable training images (status ok)")
     image_size = args.image_size or M.default_image_size(args.model)
     check_image_size(args, image_size)
@@ -457,7 +475,8 @@ def main(args: TrainArgs) -> dict:
               "trainable_parameters": sum(p.numel() for p in params),
               "parameters": sum(p.numel() for p in model.parameters())}
 
-    use_cache = args.mode == "transfer" and args.feature_cache and not args.unfreeze_last and world == 1
+    use_cache = (args.mode == "transfer" and args.feature_cache and not args.unfreeze_last and world == 1
+                 and index is None)
     if use_cache:
         feats, cache_path = cached_features(unwrap(model), splits, store, dcfg, device, args, home, manifest.ref)
         config["feature_cache_file"] = str(cache_path)
@@ -466,6 +485,21 @@ def main(args: TrainArgs) -> dict:
         head = unwrap(model).head
         step_model, train_t, eval_t = head, None, None
         params = list(head.parameters())
+    elif index is not None:     # streamed shards: each rank and loader worker reads its own share of the samples
+        from artdata.train.shards import create_shard_loader
+
+        def train_loader_fn(epoch):
+            return create_shard_loader(index, "train", dcfg.load_size, args.batch_size, args.workers, shuffle=True,
+                                       seed=args.seed, epoch=epoch, rank=rank, world=world,
+                                       pin_memory=device.type == "cuda")
+        eval_loader = {k: create_shard_loader(index, k, dcfg.load_size, args.batch_size, args.workers)
+                       for k, n in sizes.items() if n}
+        step_model = model
+        if world > 1:
+            step_model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None)
+        train_t = BatchTransform(dcfg, train=args.augment).to(device)
+        eval_t = BatchTransform(dcfg, train=False).to(device)
     else:
         sampler_fn = None
         if world > 1:
@@ -509,8 +543,10 @@ def main(args: TrainArgs) -> dict:
     for epoch in range(start, args.epochs):
         torch.manual_seed(args.seed * 7919 + epoch)
         lr = opt.param_groups[0]["lr"]
-        tr = train_one_epoch(step_model, loss_fn, opt, train_loader_fn(epoch), train_t, device, epoch, args,
-                             len(classes), multi)
+        # shards give ranks shares that differ by a sample or so: DDP's join lets a rank that ends first wait
+        with step_model.join() if index is not None and world > 1 else contextlib.nullcontext():
+            tr = train_one_epoch(step_model, loss_fn, opt, train_loader_fn(epoch), train_t, device, epoch, args,
+                                 len(classes), multi)
         tot = all_reduce_sum([tr["loss"] * tr["count"], tr["top1"] * tr["count"], tr["count"]], device)
         tr["loss"], tr["top1"] = tot[0] / tot[2], tot[1] / tot[2]
         row = {"epoch": epoch, "split": "train", "lr": lr, **_scalars(tr)}
@@ -547,7 +583,8 @@ def main(args: TrainArgs) -> dict:
                 pred = r.pop("_pred", None)
                 final[split] = r
                 if split == "test" and pred is not None and not use_cache:
-                    write_predictions(out / "predictions_test.parquet", pred, splits["test"], classes)
+                    write_predictions(out / "predictions_test.parquet", pred,
+                                      splits["test"] if index is None else _shard_split(index, "test"), classes)
         result = {"manifest": manifest.ref, "model": args.model, "classes": classes, "multi_label": multi,
                   "best_epoch": best_ck["epoch"], **{f"{s}_{k}": v for s, r in final.items()
                                                        for k, v in _scalars(r).items() if k in ("top1", "top3", "loss")},
@@ -572,6 +609,13 @@ def write_predictions(path: Path, pred: dict, split, classes) -> None:
     tmp = path.with_suffix(".part")
     pq.write_table(table, tmp)
     os.replace(tmp, path)
+
+
+def _shard_split(index, split: str) -> SplitData:
+    """A split of shards as SplitData (ids and image keys from the samples' json), for the predictions file."""
+    from artdata.train.shards import split_records
+    ids, keys = split_records(index, split)
+    return SplitData(keys, [], ids)
 
 
 def _scalars(r: dict) -> dict:
@@ -652,8 +696,11 @@ def load_run(run: str, home: str | None = None, device: str = "auto") -> LoadedR
         raise ArtdataError(f"{run}: the softmax model works on metadata, not images (see its final.json)")
     cfg = ck["config"]
     h = Home.resolve(args.home)
-    manifest = load(h.manifests, cfg["manifest_ref"])
-    splits, classes, multi, _ = load_splits(manifest, cfg["multi_label"])
+    if args.shards:             # a run on shards is evaluated on them (no manifest or store needed)
+        classes, multi, splits = cfg["classes"], cfg["multi_label"], {}
+    else:
+        manifest = load(h.manifests, cfg["manifest_ref"])
+        splits, classes, multi, _ = load_splits(manifest, cfg["multi_label"])
     dev = resolve_device(device)
     dcfg = DataConfig(image_size=cfg["image_size"], load_size=cfg["load_size"], grayscale=cfg["grayscale"])
     model = M.create_model(args.model, len(classes), in_ch=1 if cfg["grayscale"] else 3, weights="none",
@@ -672,10 +719,17 @@ def evaluate_run(run: str, split: str = "test", home: str | None = None, device:
     lr = load_run(run, home, device)
     model, args, classes, multi, splits, dcfg, h, dev = (lr.model, lr.args, lr.classes, lr.multi, lr.splits,
                                                          lr.dcfg, lr.home, lr.device)
-    if split not in splits or not splits[split].keys:
-        raise ArtdataError(f"{run}: its manifest has no {split!r} images (splits: train, val, test)")
     loss_fn = nn.BCEWithLogitsLoss() if multi else nn.CrossEntropyLoss()
-    loader = create_loader(splits[split], ImageStore(h.images), dcfg, args.batch_size, False, args.workers)
+    if args.shards:
+        from artdata.train.shards import create_shard_loader, open_index
+        index = open_index(args.shards)
+        if not index.samples(split):
+            raise ArtdataError(f"{run}: its shards have no {split!r} images (splits: train, val, test)")
+        loader = create_shard_loader(index, split, dcfg.load_size, args.batch_size, args.workers)
+    elif split not in splits or not splits[split].keys:
+        raise ArtdataError(f"{run}: its manifest has no {split!r} images (splits: train, val, test)")
+    else:
+        loader = create_loader(splits[split], ImageStore(h.images), dcfg, args.batch_size, False, args.workers)
     r = evaluate(model, loss_fn, loader, BatchTransform(dcfg, train=False).to(dev), dev, args, len(classes), multi)
     r.pop("_pred", None)
     r["classes"] = classes

@@ -1,4 +1,4 @@
-"""`artdata manifests ...`: list, push, pull, show, diff, verify and materialize versioned manifests."""
+"""`artdata manifests ...`: list, push, pull, show, diff, verify, materialize and export versioned manifests."""
 from __future__ import annotations
 
 import json
@@ -174,6 +174,41 @@ def manifests_materialize(
         typer.echo(f"Error: {len(res.mismatches)} checksum mismatch(es), {res.counts.get('failed', 0)} "
                    f"failed download(s); see above", err=True)
         raise typer.Exit(1)
+
+
+@manifests_app.command("export")
+def manifests_export(
+    ref: str = typer.Argument(..., help="NAME[@VERSION] in the home, or a manifest folder."),
+    dest: str = typer.Argument(..., help="Folder URL to write: a path, s3://bucket/prefix, hf://datasets/USER/NAME "
+                                         "(any fsspec URL whose package is installed)."),
+    format: str = typer.Option(..., "--format", help="hf (Parquet with the images embedded + the Hub's dataset "
+                                                      "card), webdataset (tar shards + index.json) or imagefolder "
+                                                      "(<split>/<class>/<key>.jpg)."),
+    rai: Optional[Path] = typer.Option(None, "--rai", help="YAML or JSON of Croissant RAI fields (dataSocialImpact, "
+                                                            "dataUseCases, ...) that replace artdata's own in "
+                                                            "croissant.json; those it cannot know say TO FILL."),
+    shard_mb: float = typer.Option(500.0, "--shard-mb", help="About this many MB of images per shard (hf, "
+                                                             "webdataset)."),
+    home: Optional[Path] = HomeOpt,
+):
+    """Write a version for others to read: the Hub (datasets.load_dataset), WebDataset, class folders."""
+    from artdata.console import console
+    from artdata.datasets.export import ExportConfig, FORMATS, export
+    from artdata.datasets.images import ImageStore
+    from artdata.datasets.manifest import load
+    from artdata.datasets.rai import load_rai_file
+    if format not in FORMATS:
+        raise ArtdataError(f"--format {format!r}: choose one of {', '.join(FORMATS)}")
+    h = resolve_home(home)
+    m = load(h.manifests, ref)
+    cfg = ExportConfig(shard_bytes=int(shard_mb * 1e6), rai=load_rai_file(rai) if rai else None)
+    res = export(m, ImageStore(h.images), dest, format, cfg)
+    console.print(f"export {res.ref} -> {dest} ({format}): " + ", ".join(f"{s} {n}" for s, n in res.samples.items())
+                  + f" images, {len(res.files)} files, {res.image_bytes / 1e6:.1f} MB of images"
+                  + (f"; not exported (no stored image): {', '.join(f'{k} {v}' for k, v in res.left_out.items())}"
+                     if res.left_out else ""))
+    if res.to_fill:
+        console.print(f"croissant.json: fields to fill with --rai FILE: {', '.join(res.to_fill)}")
 
 
 def register(app: typer.Typer) -> None:

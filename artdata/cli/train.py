@@ -13,6 +13,9 @@ from artdata.cli.options import HomeOpt
 
 def train(
     manifest: Optional[str] = typer.Option(None, help="Split manifest, NAME[@VERSION]."),
+    shards: Optional[str] = typer.Option(None, help="Train from WebDataset shards instead of the image store: the "
+                                                    "folder `manifests export --format webdataset` wrote (a path, "
+                                                    "s3://..., https://...), streamed, never materialized."),
     model: Optional[str] = typer.Option(None, help="artnet | alexnet-like | dept-cnn-small | dept-cnn | tate-cnn | "
                                                    "vgg-inception | softmax | resnet18 | resnet50 | vgg16_bn | "
                                                    "alexnet | inception_v3 (the last five are torchvision's)."),
@@ -57,7 +60,7 @@ def train(
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     ctx = click_context()
     values = load_config(str(config)) if config else {}
-    given = dict(manifest=manifest, model=model, mode=mode, epochs=epochs, batch_size=batch_size, lr=lr,
+    given = dict(manifest=manifest, shards=shards, model=model, mode=mode, epochs=epochs, batch_size=batch_size, lr=lr,
                  optimizer=optimizer, weight_decay=weight_decay, scheduler=scheduler, image_size=image_size,
                  grayscale=grayscale, amp=amp, channels_last=channels_last, device=device, workers=workers, seed=seed,
                  resume=resume, out=str(out) if out else None, weights=weights, head=head, head_width=head_width,
@@ -66,8 +69,8 @@ def train(
     for k, v in given.items():   # flags given on the command line win over the file
         if k not in values or _given_on_command_line(ctx, k):
             values[k] = v
-    if not values.get("manifest") or not values.get("model"):
-        raise ArtdataError("train needs --manifest and --model (or a --config file naming them)")
+    if not (values.get("manifest") or values.get("shards")) or not values.get("model"):
+        raise ArtdataError("train needs --manifest (or --shards) and --model (or a --config file naming them)")
     try:
         result = train_main(TrainArgs(**{k: v for k, v in values.items()
                                          if k in {f.name for f in dataclasses.fields(TrainArgs)}}))

@@ -233,7 +233,7 @@ def write_manifest(root: str | os.PathLike, name: str, table: pa.Table, *, linea
             card.update(extra)
         _write_json(tmp / "card.json", card)
         (tmp / "README.md").write_text(render_readme(card), encoding="utf-8")
-        _write_json(tmp / "croissant.json", croissant(card, table.schema))
+        _write_json(tmp / "croissant.json", croissant_with_rai(root, card, table))
         for meta in ("README.md", "croissant.json"):
             card["files"].append({"path": meta, "sha256": sha256_file(tmp / meta),
                                   "bytes": (tmp / meta).stat().st_size})
@@ -464,6 +464,25 @@ def cite_as(card: dict) -> str:
     return (f"@misc{{{key}, title={{{card['name']} (artdata manifest, version {card['version']})}}, "
             f"note={{Records from {sources}, built with artdata {card.get('artdata_version', '')}}}, "
             f"howpublished={{artdata://{card['name']}@{card['version']}}}, year={{{year}}}}}")
+
+
+def card_loader(root: str | os.PathLike):
+    """ref -> that version's card in `root`, or None (what the RAI fields read of a version's ancestors)."""
+    def load_card(ref: str) -> dict | None:
+        try:
+            return load(root, ref).card
+        except ManifestError:
+            return None
+    return load_card
+
+
+def croissant_with_rai(root: str | os.PathLike, card: dict, table: pa.Table, user: dict | None = None) -> dict:
+    """The Croissant card with its Responsible-AI fields, from this version and the harvests it comes from
+    (found in `root`); `user`: the fields given with --rai FILE (`rai.load_rai_file`)."""
+    from artdata.datasets.rai import add_rai, harvest_ancestors, licence_urls, rai_fields
+    ancestors, missing = harvest_ancestors(card, card_loader(root))
+    return add_rai(croissant(card, table.schema), rai_fields(card, table, ancestors, missing, user),
+                   licence_urls(table))
 
 
 def croissant(card: dict, schema: pa.Schema) -> dict:

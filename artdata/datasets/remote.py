@@ -107,6 +107,11 @@ def _fail(url: str, exc: BaseException) -> RemoteError:
     return RemoteError(_scrub(f"{url}: {name}: {msg[:300]}"))
 
 
+def store_error(url: str, exc: BaseException) -> RemoteError:
+    """A store's own error (botocore, aiohttp, OSError...) as one line naming `url`, with no credential in it."""
+    return _fail(url, exc)
+
+
 def open_store(url: str):
     """(filesystem, root path) for a folder URL or a plain path."""
     try:
