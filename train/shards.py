@@ -41,6 +41,7 @@ INDEX = "index.json"
 MAX_INDEX_BYTES = 64 << 20
 MAX_MEMBER = {"jpg": 64 << 20, "json": 1 << 20, "cls": 32}
 MAX_PIXELS = 64_000_000
+MAX_SHARD_BYTES = 1 << 40
 SHARD_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}-(train|validation|test)-[0-9]{6}\.tar$")
 MEMBER_RE = re.compile(r"^([0-9A-Za-z_-]{1,128})\.(jpg|json|cls)$")
 SPLITS = {"train": "train", "val": "validation", "test": "test"}     # the trainer's split -> the export's
@@ -154,7 +155,8 @@ def check_index(doc, folder: str, where: str) -> ShardIndex:
             f = s.get("file")
             if not isinstance(f, str) or not SHARD_RE.match(f) or SHARD_RE.match(f).group(1) != theirs:
                 raise bad(f"{key}.file", f)
-            if not _nonneg(s.get("samples")) or not _nonneg(s.get("bytes")):
+            if not _nonneg(s.get("samples")) or not _nonneg(s.get("bytes")) or s["bytes"] > MAX_SHARD_BYTES \
+                    or s["samples"] * 1024 > s["bytes"]:       # a sample takes 2 tar blocks at least
                 raise bad(f"{key}.samples/bytes", (s.get("samples"), s.get("bytes")))
             shards.append(Shard(posixpath.join(folder, f) if "://" in folder else f"{folder}/{f}",
                                 s["samples"], s["bytes"], offset))
@@ -213,7 +215,7 @@ class _Capped(io.RawIOBase):
     def readinto(self, b):
         if self.left <= 0:
             if self.fh.read(1):
-                raise OSError(f"{self.url}: longer than the {self.limit} bytes its index gives")
+                raise OSError(f"longer than the {self.limit} bytes its index gives")
             return 0
         n = min(len(b), self.left)
         data = self.fh.read(n)
@@ -319,8 +321,8 @@ class ShardImages(torch.utils.data.IterableDataset):
             try:
                 fh = open_shard(shard)
             except Exception as exc:        # a store's own errors: the shard is logged and counted, the run goes on
-                self.stats.add(f"shard not opened ({type(exc).__name__}: {str(exc)[:100]})", shard.url)
-                yield from [None] * (stop - first)
+                self.stats.add(f"shard not opened ({type(exc).__name__}: {str(exc)[:100]}); "
+                               f"{stop - first} sample(s) missing", shard.url)
                 continue
             got = 0
             with fh:
@@ -333,9 +335,9 @@ class ShardImages(torch.utils.data.IterableDataset):
                         break
                     got += 1
                     yield self._item(key, parts, shard, shard.offset + pos)
-            if got < stop - first:        # a short shard: its missing samples count as skipped
-                self.stats.add(f"shard has fewer samples than its index says ({first + got} of {stop})", shard.url)
-                yield from [None] * (stop - first - got)
+            if got < stop - first:        # a short shard: logged with the count, the epoch goes on without them
+                self.stats.add(f"shard has fewer samples than its index says ({first + got} of {stop}); "
+                               f"{stop - first - got} sample(s) missing", shard.url)
 
     def _item(self, key: str, parts: dict, shard: Shard, position: int):
         where = shard.url

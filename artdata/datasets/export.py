@@ -288,9 +288,24 @@ def hf_features(schema: pa.Schema, classes: list[str], multi: bool) -> dict:
     return feats
 
 
+def yaml_quote(text: str) -> str:
+    """`text` as a YAML double-quoted scalar that every YAML reader gives back unchanged: JSON's escapes, and
+    YAML's own for what YAML would not keep as is (C1 controls, line separators, astral characters)."""
+    out = []
+    for ch in json.dumps(text, ensure_ascii=False):
+        o = ord(ch)
+        if 0x20 <= o <= 0x7E or 0xA0 <= o <= 0xD7FF and o not in (0x2028, 0x2029) or 0xE000 <= o <= 0xFFFD:
+            out.append(ch)
+        elif o > 0xFFFF:
+            out.append(f"\\U{o:08X}")
+        else:
+            out.append(f"\\u{o:04X}")
+    return "".join(out)
+
+
 def _yaml_feature(name: str, spec: dict, pad: str = "  ") -> list[str]:
     """One feature of the card's `dataset_info.features` list, as `datasets` writes it."""
-    q = json.dumps
+    q = yaml_quote
     head = [f"{pad}- name: {q(name)}"]
     if spec["_type"] == "Image":
         return head + [f"{pad}  dtype: image"]
@@ -383,7 +398,7 @@ def hf_card(p: Plan, features: dict, split_files: dict[str, list[str]], split_by
             res: ExportResult) -> str:
     """README.md with the YAML header the Hub reads: licence, task, one data_files entry per split, features."""
     m, c = p.manifest, p.manifest.card
-    q = json.dumps
+    q = yaml_quote
     lines = ["---", f"license: {_license_yaml(p)}", "task_categories:", "- image-classification",
              f"pretty_name: {q(m.name)}", "tags:", "- artdata", "- art", "configs:", "- config_name: default",
              "  data_files:"]
@@ -499,7 +514,7 @@ def export_webdataset(p: Plan, store: ImageStore, dest: Destination, cfg: Export
     raw = (json.dumps(index, indent=1, ensure_ascii=False) + "\n").encode()
     dest.put_bytes(raw, "index.json")
     res.files.append({"path": "index.json", "bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()})
-    q = json.dumps
+    q = yaml_quote
     lines = ["---", f"license: {_license_yaml(p)}", "task_categories:", "- image-classification", "tags:",
              "- artdata", "- webdataset", "configs:", "- config_name: default", "  data_files:"]
     for split in splits_index:
