@@ -27,9 +27,9 @@ SOURCES = ("met", "tate", "iiif", "aic", "cleveland", "nga")
 
 def command(source: str, m: Mirror, n: int) -> list[str]:
     if source == "met":
-        return ["met", "--api-base", m.met_api_base, "--public-domain-only", "--limit", str(n)]
+        return ["met", "--api-base", m.met_api_base, "--limit", str(n)]
     if source == "tate":
-        return ["tate", m.tate_table_url, "--has-thumbnail", "--limit", str(n)]
+        return ["tate", m.tate_table_url, "--has-image", "--all-rights", "--limit", str(n)]
     if source == "iiif":
         return ["iiif", m.base("api") + "/iiif/3/collection.json", "--limit", str(n)]
     if source == "aic":

@@ -70,7 +70,9 @@ def build_settings(home: Home, jobdir: Path, *, manifest: str, images: bool, ima
 def run_crawl(home: Home, *, base_url: str, letters: str, artist_url: str | None, max_pages: int | None,
               pictures_only: bool, images: bool, image_size: int, http_cache: bool, manifest: str,
               redis_url: str | None = None, concurrency: int | None = None, delay: float | None = None,
-              progress: bool = True) -> dict:
+              progress: bool = True, settings: dict | None = None) -> dict:
+    """Run the findartinfo crawl; `settings` are Scrapy settings the command line sets (RETRY_TIMES,
+    DOWNLOAD_TIMEOUT, USER_AGENT, CLOSESPIDER_ITEMCOUNT...), applied over the project's."""
     from scrapy import signals
     from scrapy.crawler import CrawlerProcess
     from artdata.spiders.spiders.findartinfo import FindartinfoSpider
@@ -79,12 +81,15 @@ def run_crawl(home: Home, *, base_url: str, letters: str, artist_url: str | None
     letters = ",".join(parse_letters(letters)) if not artist_url else letters
     options = {"base_url": base_url, "letters": letters, "artist_url": artist_url, "max_pages": max_pages,
                "pictures_only": pictures_only, "images": images, "image_size": image_size, "manifest": manifest}
+    extra = settings
     jdir = job_dir(home, options)
     jdir.mkdir(parents=True, exist_ok=True)
     settings = build_settings(home, jdir, manifest=manifest, images=images, image_size=image_size,
                               http_cache=http_cache, redis_url=redis_url, concurrency=concurrency, delay=delay,
                               lineage={"selection": options})
     settings.set("LOG_INSTALL_ROOT_HANDLER", True)
+    for key, value in (extra or {}).items():
+        settings.set(key, value, priority="cmdline")
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(FindartinfoSpider)
     display = _Display(progress)

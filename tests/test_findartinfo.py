@@ -234,6 +234,9 @@ def test_full_crawl(fai_mirror, tmp_path):
     r = crawl(m, home, "--letters", "A")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "dropped: cells shifted 1" in r.stderr and "manifest findartinfo@" in r.stdout
+    assert "— done" in r.stderr and "finished: finished" not in r.stderr
+    ref = r.stdout.split("manifest ", 1)[1].split()[0]
+    assert f"-> {home.manifests / 'findartinfo' / ref.split('@')[1]}" in r.stdout     # where it is, as other crawls say
     man = load(home.manifests, "findartinfo")
     df = man.to_pandas()
     assert set(df.source_id) == expected(site) and not df.source_id.duplicated().any()
@@ -289,7 +292,7 @@ def test_resume_after_interrupt(tmp_path):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        assert "Interrupted" in err
+        assert "Interrupted" in err and proc.returncode == 130       # as every crawl command answers Ctrl-C
         done = {json.loads(l)["source_id"] for l in open(journal)}
         assert 15 <= len(done) < len(expected(site)) - 20
         hold.release()
@@ -524,7 +527,8 @@ def test_ctrl_c_while_the_login_is_retried_writes_no_password(tmp_path):
                 proc.kill()
                 proc.wait()
         assert flaky.posts < 7, "the login gave up before the Ctrl-C: the crawl was not interrupted mid-retry"
-        assert "finished: shutdown" in out + err and "Interrupted" in out + err, out + err
+        assert "stopped (shutdown)" in out + err and "Interrupted" in out + err, out + err
+        assert proc.returncode == 130
         assert m.logs["api"].count(prefix="/english/") == 0            # still logging in when stopped
         jobs = list(home.harvest.glob("findartinfo-*/scrapy"))
         assert len(jobs) == 1 and (jobs[0] / "requests.queue").is_dir()  # the job folder Scrapy resumes from
@@ -584,3 +588,28 @@ def test_crawl_through_scrapy_redis(redis_server, tmp_path):
         keys = [k.decode() for k in client.keys("findartinfo:*")]
         assert "findartinfo:dupefilter" in keys
         assert client.scard("findartinfo:dupefilter") >= len(want)
+
+
+def test_the_fetching_options_reach_scrapy(fai_mirror, tmp_path):
+    """--limit, --user-agent, --retries and --timeout, named as on every other crawl command, set Scrapy's
+    CLOSESPIDER_ITEMCOUNT, USER_AGENT, RETRY_TIMES and DOWNLOAD_TIMEOUT."""
+    m, site = fai_mirror
+    import artdata.mirror.server as server
+    seen = []
+    orig = server.Mirror.handle
+
+    def spy(self, role, raw_path, headers=None, body=None):
+        seen.append((headers or {}).get("User-Agent"))
+        return orig(self, role, raw_path, headers=headers, body=body)
+    server.Mirror.handle = spy
+    try:
+        home = Home(tmp_path)
+        r = crawl(m, home, "--letters", "A", "--metadata-only", "--limit", "5", "--user-agent", "lab-bot/1.0",
+                  "--retries", "1", "--timeout", "10", "--concurrency", "1")
+    finally:
+        server.Mirror.handle = orig
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "stopped at --limit 5" in r.stderr
+    df = load(home.manifests, "findartinfo").to_pandas()
+    assert 5 <= len(df) < len(expected(site))          # a few in flight may still land, never the whole letter
+    assert "lab-bot/1.0" in seen

@@ -13,8 +13,10 @@ import typer
 from typer.core import TyperGroup
 
 from artdata import ArtdataError
-from artdata.cli import crawl, manifests, mirror, reports, splits, train
+from artdata.cli import crawl, help, manifests, mirror, reports, splits, train
 from artdata.cli.options import PLAIN
+
+help.install()
 
 class ArtdataGroup(TyperGroup):
     """Turns library errors into one-line `Error: ...` messages (exit 1), never tracebacks."""

@@ -8,8 +8,9 @@ from typing import List, Optional
 import typer
 
 from artdata import ArtdataError
-from artdata.cli.options import (Fetching, HomeOpt, MetadataOnlyOpt, PLAIN, RetryFailedOpt, crawl_options,
-                                 harvest_cfg, resolve_home, split_list)
+from artdata.cli.options import (Fetching, HomeOpt, MetadataOnlyOpt, PLAIN, RetryFailedOpt, RightsAliasOpt,
+                                 classification_opt, crawl_options, harvest_cfg, limit_opt, open_access_opt,
+                                 resolve_home, split_list)
 
 
 crawl_app = typer.Typer(**PLAIN, help="Harvest metadata and images from a source into a versioned manifest.",
@@ -53,9 +54,10 @@ def run_harvest(source, cfg, home, label: str):
 def crawl_met(
     department: Optional[List[str]] = typer.Option(None, "--department", "-d",
                                                    help="Department name or id (repeat or comma-separate)."),
-    classification: Optional[List[str]] = typer.Option(None, "--classification", "-c",
-                                                       help="Keep only this classification, e.g. Paintings."),
-    public_domain_only: bool = typer.Option(False, "--public-domain-only", help="Skip images of non-PD objects."),
+    classification: Optional[List[str]] = classification_opt("Paintings"),
+    open_access_only: bool = open_access_opt("public-domain objects' images (the others' records are kept as "
+                                             "not_public_domain)"),
+    rights_alias: bool = RightsAliasOpt,
     has_image: bool = typer.Option(False, "--has-image",
                                    help="Leave objects without an image out of the manifest (counted in its card)."),
     since: Optional[str] = typer.Option(None, help="Only objects whose metadata changed since DATE (YYYY-MM-DD)."),
@@ -63,7 +65,11 @@ def crawl_met(
                                                        "MetObjects.csv/.parquet, filtered locally first."),
     max_member_bytes: Optional[str] = typer.Option(None, "--max-member-bytes", help="Largest --ids-from file "
                                                    "read (e.g. 4GiB) [default: 1GiB]."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Harvest at most this many ids."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Harvest at most this many ids of the selection, in its "
+                                                          "order (records that a later filter or status leaves out "
+                                                          "count too: without --ids-from, --classification is "
+                                                          "checked on each fetched object, so filter with "
+                                                          "--ids-from to count kept records)."),
     image_size: int = typer.Option(256, help="Shorter side of stored images, in pixels."),
     metadata_only: bool = MetadataOnlyOpt,
     retry_failed: bool = RetryFailedOpt,
@@ -76,7 +82,7 @@ def crawl_met(
     from artdata.datasets.records import STATUSES, STATUS_NO_IMAGE
     from artdata.sources.met import MetSource
     src = MetSource(api_base=api_base.rstrip("/"), departments=split_list(department),
-                    classifications=split_list(classification), public_domain_only=public_domain_only,
+                    classifications=split_list(classification), public_domain_only=open_access_only or rights_alias,
                     has_image=has_image, since=since, ids_from=str(ids_from) if ids_from else None,
                     image_size=image_size, max_member_bytes=max_member_bytes)
     keep = tuple(s for s in STATUSES if s != STATUS_NO_IMAGE) if has_image else None
@@ -90,16 +96,17 @@ def crawl_tate(
     table: str = typer.Argument(..., help="Tate artworks: .parquet, artwork_data.csv, the JSON tree folder, or a URL."),
     max_member_bytes: Optional[str] = typer.Option(None, "--max-member-bytes", help="Largest table read; a Parquet "
                                                    "file also uncompressed (e.g. 4GiB) [default: 512MiB]."),
-    classification: Optional[List[str]] = typer.Option(None, "--classification", "-c", help="e.g. painting."),
+    classification: Optional[List[str]] = classification_opt("painting"),
     medium: Optional[List[str]] = typer.Option(None, "--medium", "-m", help="Exact medium text (repeatable)."),
-    has_thumbnail: bool = typer.Option(False, "--has-thumbnail", help="Only works with a thumbnail."),
+    has_image: bool = typer.Option(False, "--has-image", help="Only works with a thumbnail."),
+    has_thumbnail_alias: bool = typer.Option(False, "--has-thumbnail", hidden=True),
     acquired_from: Optional[int] = typer.Option(None, help="First acquisition year."),
     acquired_to: Optional[int] = typer.Option(None, help="Last acquisition year."),
-    no_copyright_restricted: bool = typer.Option(False, "--no-copyright-restricted",
-                                                 help="Skip works with a thumbnail copyright note."),
+    open_access_only: bool = open_access_opt("works whose thumbnail has no copyright note"),
+    rights_alias: bool = RightsAliasOpt,
     image_base: Optional[str] = typer.Option(None, help="Replace http://www.tate.org.uk in image URLs (a mirror)."),
     image_size: int = typer.Option(256, help="Shorter side of stored images; picks the rendition (_8/_9/_10)."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Harvest at most this many works."),
+    limit: Optional[int] = limit_opt("works"),
     metadata_only: bool = MetadataOnlyOpt,
     retry_failed: bool = RetryFailedOpt,
     *,
@@ -108,8 +115,8 @@ def crawl_tate(
     """Harvest Tate's collection dataset (metadata from the table, thumbnails over HTTP)."""
     from artdata.sources.tate import TateSource
     src = TateSource(table=table, classifications=split_list(classification), media=medium or [],
-                     has_thumbnail=has_thumbnail, acquired_from=acquired_from, acquired_to=acquired_to,
-                     no_copyright_restricted=no_copyright_restricted, image_base=image_base, image_size=image_size,
+                     has_thumbnail=has_image or has_thumbnail_alias, acquired_from=acquired_from, acquired_to=acquired_to,
+                     no_copyright_restricted=open_access_only or rights_alias, image_base=image_base, image_size=image_size,
                      max_member_bytes=max_member_bytes)
     cfg = harvest_cfg(fetching, image_size, limit, metadata_only, retry_failed)
     run_harvest(src, cfg, resolve_home(fetching.home), "tate")
@@ -119,11 +126,10 @@ def crawl_tate(
 @crawl_options("aic", rate=AIC_RATE)
 def crawl_aic(
     api_base: str = typer.Option("https://api.artic.edu/api/v1", help="The Art Institute of Chicago's API (or the mirror)."),
-    classification: Optional[List[str]] = typer.Option(None, help="classification_title(s) kept, e.g. painting "
-                                                                  "(repeat or comma-separate)."),
+    classification: Optional[List[str]] = classification_opt("painting", "classification_title"),
     department: Optional[List[str]] = typer.Option(None, help="department_title(s) kept."),
-    public_domain_only: bool = typer.Option(True, "--public-domain-only/--all-rights",
-                                            help="Only public-domain (CC0) artworks."),
+    open_access_only: bool = open_access_opt("public-domain (CC0) artworks"),
+    rights_alias: bool = RightsAliasOpt,
     dump: Optional[Path] = typer.Option(None, help="The museum's data dump (a folder or tarball of JSON, or JSON "
                                                    "lines): select from it, no API request for metadata."),
     max_member_bytes: Optional[str] = typer.Option(None, "--max-member-bytes", help="Largest --dump file, tarball "
@@ -132,7 +138,7 @@ def crawl_aic(
                                          "asks for."),
     image_size: int = typer.Option(256, help="Shorter side of stored images (IIIF width at most 843, as the "
                                              "museum asks)."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Harvest at most this many artworks."),
+    limit: Optional[int] = limit_opt("artworks"),
     metadata_only: bool = MetadataOnlyOpt,
     retry_failed: bool = RetryFailedOpt,
     *,
@@ -143,7 +149,7 @@ def crawl_aic(
     ua = f"artdata ({contact})" if contact else "artdata (https://github.com/artdata)"
     cfg = harvest_cfg(fetching, image_size, limit, metadata_only, retry_failed, headers=(("AIC-User-Agent", ua),))
     src = AicSource(api_base=api_base.rstrip("/"), classifications=split_list(classification),
-                    departments=split_list(department), public_domain_only=public_domain_only,
+                    departments=split_list(department), public_domain_only=open_access_only or rights_alias,
                     dump=str(dump) if dump else None, image_size=image_size, max_member_bytes=max_member_bytes)
     run_harvest(src, cfg, resolve_home(fetching.home), "aic")
 
@@ -153,18 +159,19 @@ def crawl_aic(
 def crawl_cleveland(
     api_base: str = typer.Option("https://openaccess-api.clevelandart.org/api",
                                  help="The Cleveland Museum of Art's Open Access API (or the mirror)."),
-    type_: Optional[List[str]] = typer.Option(None, "--type", help="Artwork type(s) kept, e.g. Painting (repeat or "
-                                                                   "comma-separate)."),
+    classification: Optional[List[str]] = classification_opt("Painting", "the museum's type"),
+    type_alias: Optional[List[str]] = typer.Option(None, "--type", hidden=True),
     department: Optional[List[str]] = typer.Option(None, help="Department(s) kept, e.g. 'European Painting and "
                                                               "Sculpture'."),
-    cc0_only: bool = typer.Option(True, "--cc0-only/--all-rights", help="Only CC0 artworks (share_license_status)."),
+    open_access_only: bool = open_access_opt("CC0 artworks (share_license_status)"),
+    rights_alias: bool = RightsAliasOpt,
     dump: Optional[Path] = typer.Option(None, help="The museum's bulk data.json or data.csv: select from it, no "
                                                    "API request for metadata."),
     max_member_bytes: Optional[str] = typer.Option(None, "--max-member-bytes", help="Largest data.json, or line or "
                                                    "row of a streamed dump, read (e.g. 4GiB) [default: 2GiB]."),
     image_size: int = typer.Option(256, help="Shorter side of stored images; picks the smallest of the web, "
                                              "print and full renditions that is large enough."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Harvest at most this many artworks."),
+    limit: Optional[int] = limit_opt("artworks"),
     metadata_only: bool = MetadataOnlyOpt,
     retry_failed: bool = RetryFailedOpt,
     *,
@@ -173,37 +180,43 @@ def crawl_cleveland(
     """Harvest the Cleveland Museum of Art (Open Access API or its bulk data file; CC0 images)."""
     from artdata.sources.cleveland import ClevelandSource
     cfg = harvest_cfg(fetching, image_size, limit, metadata_only, retry_failed)
-    src = ClevelandSource(api_base=api_base.rstrip("/"), types=split_list(type_), departments=split_list(department),
-                          cc0_only=cc0_only, dump=str(dump) if dump else None, image_size=image_size,
+    src = ClevelandSource(api_base=api_base.rstrip("/"), types=split_list((classification or []) + (type_alias or [])),
+                          departments=split_list(department), cc0_only=open_access_only or rights_alias, dump=str(dump) if dump else None, image_size=image_size,
                           max_member_bytes=max_member_bytes)
     run_harvest(src, cfg, resolve_home(fetching.home), "cleveland")
+
+
+NGA_DATA = "https://raw.githubusercontent.com/NationalGalleryOfArt/opendata/main/data"
 
 
 @crawl_app.command("nga")
 @crawl_options("nga")
 def crawl_nga(
-    data: str = typer.Argument("https://raw.githubusercontent.com/NationalGalleryOfArt/opendata/main/data",
+    data: str = typer.Argument(NGA_DATA, show_default=False,
                                help="The NGA open-data folder (objects.csv, published_images.csv and, for "
-                                    "nationalities, objects_constituents.csv, constituents.csv), or its URL."),
+                                    "nationalities, objects_constituents.csv, constituents.csv), or its URL "
+                                    "[default: the museum's own, below]."),
     max_member_bytes: Optional[str] = typer.Option(None, "--max-member-bytes", help="Largest table read, a .zip's "
                                                    "CSV decompressed (e.g. 4GiB) [default: 512MiB]."),
-    classification: Optional[List[str]] = typer.Option(None, help="objects.classification kept, e.g. Painting "
-                                                                  "(repeat or comma-separate)."),
-    open_access_only: bool = typer.Option(True, "--open-access-only/--all-rights",
-                                          help="Only objects whose primary image is open access (CC0)."),
+    classification: Optional[List[str]] = classification_opt("Painting", "objects.classification"),
+    open_access_only: bool = open_access_opt("objects whose primary image is open access (no maxpixels: CC0)"),
+    rights_alias: bool = RightsAliasOpt,
     image_size: int = typer.Option(256, help="Shorter side of stored images (the IIIF server is asked for this "
                                              "size)."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Harvest at most this many objects."),
+    limit: Optional[int] = limit_opt("objects"),
     metadata_only: bool = MetadataOnlyOpt,
     retry_failed: bool = RetryFailedOpt,
     *,
     fetching: Fetching,
 ):
-    """Harvest the National Gallery of Art (open-data CSVs joined here; images through its IIIF server)."""
+    """Harvest the National Gallery of Art (open-data CSVs joined here; images through its IIIF server).
+
+    DATA defaults to the tables the museum publishes:
+    https://raw.githubusercontent.com/NationalGalleryOfArt/opendata/main/data"""
     from artdata.sources.nga import NgaSource
     cfg = harvest_cfg(fetching, image_size, limit, metadata_only, retry_failed)
     src = NgaSource(data=data.rstrip("/") if data.startswith(("http://", "https://")) else data,
-                    classifications=split_list(classification), open_access_only=open_access_only,
+                    classifications=split_list(classification), open_access_only=open_access_only or rights_alias,
                     image_size=image_size, max_member_bytes=max_member_bytes)
     run_harvest(src, cfg, resolve_home(fetching.home), "nga")
 
@@ -217,7 +230,7 @@ def crawl_iiif(
                                              "this size, never for its full resolution."),
     all_canvases: bool = typer.Option(False, "--all-canvases", help="Every canvas of a manifest (pages, views), "
                                                                     "not only the first."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Harvest at most this many records."),
+    limit: Optional[int] = limit_opt("records"),
     metadata_only: bool = MetadataOnlyOpt,
     retry_failed: bool = RetryFailedOpt,
     *,
@@ -236,7 +249,7 @@ def crawl_urls(
     path: Path = typer.Argument(..., help="Image URLs: one per line, or a .csv/.parquet with a url column."),
     column: str = typer.Option("url", help="Column of the URLs in a table."),
     image_size: int = typer.Option(256, help="Shorter side of stored images, in pixels."),
-    limit: Optional[int] = typer.Option(None, min=1, help="Harvest at most this many URLs."),
+    limit: Optional[int] = limit_opt("URLs"),
     retry_failed: bool = RetryFailedOpt,
     *,
     fetching: Fetching,
@@ -260,6 +273,13 @@ def crawl_findartinfo(
     concurrency: Optional[int] = typer.Option(None, help="Requests in flight per domain [4]."),
     delay: Optional[float] = typer.Option(None, help="Seconds between requests to the site [0.25, AutoThrottle adapts]."),
     redis_url: Optional[str] = typer.Option(None, help="Share the crawl between machines through scrapy-redis."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Stop after this many sales kept (Scrapy's "
+                                                          "CLOSESPIDER_ITEMCOUNT; a few in flight may still land)."),
+    rate: Optional[float] = typer.Option(None, help="Requests per second to the site, at most at the start "
+                                                    "[4, then AutoThrottle adapts]; sets --delay to 1/RATE."),
+    retries: int = typer.Option(6, help="Retries of a transient failure (403/429/5xx, timeouts)."),
+    timeout: float = typer.Option(30.0, help="Seconds before a request times out."),
+    user_agent: Optional[str] = typer.Option(None, help="Override the identifying User-Agent."),
     name: str = typer.Option("findartinfo", help="Manifest name."),
     home: Optional[Path] = HomeOpt,
 ):
@@ -268,21 +288,37 @@ def crawl_findartinfo(
     Log-in for the paid details: set FINDARTINFO_USER and FINDARTINFO_PASSWORD in the environment."""
     from artdata.console import console
     from artdata.spiders.run import run_crawl
-    res = run_crawl(resolve_home(home), base_url=base_url.rstrip("/"), letters=letters, artist_url=artist_url,
+    if rate is not None and rate <= 0:
+        raise ArtdataError(f"--rate must be positive, not {rate}")
+    if delay is None and rate is not None:
+        delay = 1.0 / rate
+    settings = {"RETRY_TIMES": retries, "DOWNLOAD_TIMEOUT": timeout}
+    if limit:
+        settings["CLOSESPIDER_ITEMCOUNT"] = limit
+    if user_agent:
+        settings["USER_AGENT"] = user_agent
+    h = resolve_home(home)
+    res = run_crawl(h, base_url=base_url.rstrip("/"), letters=letters, artist_url=artist_url,
                     max_pages=max_pages, pictures_only=pictures_only, images=not metadata_only, image_size=image_size,
-                    http_cache=http_cache, manifest=name, redis_url=redis_url, concurrency=concurrency, delay=delay)
+                    http_cache=http_cache, manifest=name, redis_url=redis_url, concurrency=concurrency, delay=delay,
+                    settings=settings)
     st = res["stats"]
+    reason = res["finish_reason"]
+    done = reason in ("finished", "closespider_itemcount")
     drops = {k.split("/", 2)[2]: v for k, v in st.items() if k.startswith("artdata/dropped/")}
+    how = {"finished": "done", "closespider_itemcount": f"stopped at --limit {limit}"}.get(reason, f"stopped ({reason})")
     console.print(f"findartinfo: {st.get('response_received_count', 0)} pages, {st.get('item_scraped_count', 0)} items, "
-                  f"images ok {st.get('artdata/images/ok', 0)} failed {st.get('artdata/images/failed', 0)}, "
-                  f"finished: {res['finish_reason']}")
+                  f"images ok {st.get('artdata/images/ok', 0)} failed {st.get('artdata/images/failed', 0)} — {how}")
     if drops:
         console.print("  dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(drops.items())))
-    if res["finish_reason"] != "finished":
-        console.print("[yellow]Interrupted.[/yellow] Run the same command again to resume.")
     if res["manifest"]:
-        typer.echo(f"manifest {res['manifest']}")
-    if res["finish_reason"] == "finished" and not st.get("item_scraped_count"):
+        ref = res["manifest"]
+        mname, _, version = str(ref).partition("@")
+        typer.echo(f"manifest {ref} -> {h.manifests / mname / version}")
+    if not done:
+        console.print("[yellow]Interrupted.[/yellow] Run the same command again to resume.")
+        raise typer.Exit(130)
+    if not st.get("item_scraped_count"):
         raise ArtdataError(f"findartinfo: no sales found in {st.get('response_received_count', 0)} pages "
                            f"(letters {res['letters']}{', pictures only' if pictures_only else ''} at {base_url}): "
                            f"check --letters, --artist-url and --base-url")

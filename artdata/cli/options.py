@@ -32,6 +32,29 @@ BlockPauseOpt = typer.Option(30.0, help="First pause (s) after a block without R
 WorkersOpt = typer.Option(None, help="Image processes [default: all cores].")
 
 
+# One name and one default per concept across the crawl commands (tests/test_cli_conventions.py checks it);
+# the spellings each command had before stay as hidden aliases so that scripts keep working.
+def open_access_opt(what: str):
+    """The rights filter: on by default for every source (images the museum releases openly)."""
+    return typer.Option(True, "--open-access-only/--all-rights", help=f"Only {what}; --all-rights keeps the rest.")
+
+
+# the older spellings of --open-access-only (met: --public-domain-only, cleveland: --cc0-only, tate:
+# --no-copyright-restricted): accepted, not shown; the filter is on by default anyway
+RightsAliasOpt = typer.Option(False, "--public-domain-only", "--cc0-only", "--no-copyright-restricted", hidden=True)
+
+
+def classification_opt(example: str, field: str = ""):
+    where = f" ({field})" if field else ""
+    return typer.Option(None, "--classification", "-c",
+                        help=f"Keep only this classification{where}, e.g. {example} (repeat or comma-separate).")
+
+
+def limit_opt(what: str = "ids"):
+    return typer.Option(None, min=1, help=f"Harvest at most this many {what} of the selection, in its order (records "
+                                          "that a later filter or status leaves out count too).")
+
+
 def resolve_home(home: Optional[Path]):
     from artdata.paths import Home
     return Home.resolve(home)
