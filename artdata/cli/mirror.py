@@ -9,7 +9,9 @@ import typer
 from artdata import ArtdataError
 from artdata.cli.options import PLAIN
 
-mirror_app = typer.Typer(**PLAIN, help="The loopback mirror of the Met API, Tate and findartinfo (for demos and tests).",
+mirror_app = typer.Typer(**PLAIN, help="The loopback mirror of every site artdata harvests: the Met, Tate, the Art "
+                                       "Institute of Chicago, Cleveland, the NGA, a IIIF collection and findartinfo "
+                                       "(for demos and tests).",
                          no_args_is_help=True)
 
 
@@ -54,7 +56,9 @@ def _extra_mirror_lines(m):
     lines = [f"AIC API:   {api}/aic/api/v1   (crawl aic --api-base ...)",
              f"Cleveland: {api}/cma/api      (crawl cleveland --api-base ...)",
              f"NGA data:  {api}/nga/data     (crawl nga ...)",
-             f"IIIF:      {api}/iiif/3/collection.json   (crawl iiif ...)"]
+             f"IIIF:      {api}/iiif/3/collection.json   (crawl iiif ...; /iiif/2/ for Presentation 2)",
+             f"           one sub-collection per department, e.g. the paintings the demo harvests:",
+             f"           {api}/iiif/3/collection/european-paintings.json"]
     if hasattr(m, "findartinfo"):
         lines.append(f"findartinfo: {api} (e.g. /english/A/browse-by-artist.html)")
     return lines

@@ -12,13 +12,15 @@ from artdata.cli.options import HomeOpt
 
 
 def train(
-    manifest: Optional[str] = typer.Option(None, help="Split manifest, NAME[@VERSION]."),
+    manifest: Optional[str] = typer.Option(None, help="Split manifest, NAME[@VERSION] [required, unless --config "
+                                                      "or --shards gives it]."),
     shards: Optional[str] = typer.Option(None, help="Train from WebDataset shards instead of the image store: the "
                                                     "folder `manifests export --format webdataset` wrote (a path, "
                                                     "s3://..., https://...), streamed, never materialized."),
     model: Optional[str] = typer.Option(None, help="artnet | alexnet-like | dept-cnn-small | dept-cnn | tate-cnn | "
                                                    "vgg-inception | softmax | resnet18 | resnet50 | vgg16_bn | "
-                                                   "alexnet | inception_v3 (the last five are torchvision's)."),
+                                                   "alexnet | inception_v3 (the last five are torchvision's) "
+                                                   "[required, unless --config gives it]."),
     mode: str = typer.Option("scratch", help="scratch | transfer (frozen backbone) | finetune (train all)."),
     epochs: int = typer.Option(10, help="Epochs."),
     batch_size: int = typer.Option(32, help="Batch size (per process)."),
@@ -27,7 +29,9 @@ def train(
     weight_decay: float = typer.Option(0.0, help="L2 weight decay."),
     scheduler: str = typer.Option("none", help="none | step | plateau | cosine."),
     image_size: Optional[int] = typer.Option(None, help="Input side [the model's own]."),
-    grayscale: Optional[bool] = typer.Option(None, "--grayscale/--color", help="[the model's own]"),
+    grayscale: Optional[bool] = typer.Option(None, "--grayscale/--color", help="Train on one grey channel or on "
+                                             "colour [the model's own: grayscale for dept-cnn and dept-cnn-small, as "
+                                             "the department study, colour for the rest]."),
     amp: bool = typer.Option(False, help="bf16 autocast."),
     channels_last: bool = typer.Option(False, help="channels_last memory format."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
@@ -107,7 +111,8 @@ def tune(
     params: str = typer.Option("lr,dropout,head_width", help="What to search: lr, dropout, head_width, weight_decay."),
     mode: str = typer.Option("scratch", help="scratch | transfer | finetune."),
     epochs: int = typer.Option(5, help="Epochs per trial."),
-    optimizer: str = typer.Option("adam", help="sgd | adam | adamw."),
+    optimizer: str = typer.Option("sgd", help="sgd | adam | adamw (the default as `train`'s, so that a trial "
+                                              "and a later `train` with its parameters agree)."),
     image_size: Optional[int] = typer.Option(None, help="Input side [the model's own]."),
     batch_size: int = typer.Option(32, help="Batch size."),
     workers: int = typer.Option(2, help="Data loading processes."),
