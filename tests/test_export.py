@@ -551,3 +551,34 @@ def test_shards_over_http(shard_dir):
 def test_yaml_quote_round_trips(text):
     import yaml
     assert yaml.safe_load("k: " + E.yaml_quote(text))["k"] == text
+
+
+def test_multi_label_split_exports_tags_as_a_list_of_class_labels(tmp_path, monkeypatch):
+    from test_train import make_split
+    _offline(monkeypatch, tmp_path)
+    home = Home(tmp_path / "home")
+    m = make_split(home, n_per_class=5, name="ml", multi=True)
+    store = ImageStore(home.images)
+    import datasets
+    E.export(m, store, str(tmp_path / "hf"), "hf")
+    d = datasets.load_dataset(str(tmp_path / "hf"))
+    feat = d["train"].features["labels"]
+    assert isinstance(feat, datasets.List) and feat.feature.names == ["Baroque", "Cubism", "Pop art", "striped"]
+    want = {r["source_id"]: sorted(r["labels"]) for r in m.table(columns=["source_id", "labels"]).to_pylist()}
+    for split in d:
+        for row in d[split]:
+            assert sorted(feat.feature.int2str(i) for i in row["labels"]) == want[row["source_id"]]
+    E.export(m, store, str(tmp_path / "wds"), "webdataset")
+    assert not list((tmp_path / "wds").glob("*.cls")) and json.loads((tmp_path / "wds" / "index.json").read_text())[
+        "multi_label"] is True
+    w = datasets.load_dataset(str(tmp_path / "wds"))
+    assert "cls" not in w["train"].features and w["train"][0]["json"]["label_indices"]
+    index = S.open_index(str(tmp_path / "wds"))           # the trainer reads the tags as multi-hot targets
+    classes = index.classes
+    got = {}
+    for x, target, pos in S.ShardImages(index, "train", 32):
+        got[pos] = sorted(classes[i] for i in range(len(classes)) if target[i] == 1)
+    assert len(got) == index.samples("train") and sorted(map(tuple, got.values())) == sorted(
+        tuple(want[r["source_id"]]) for r in d["train"])
+    with pytest.raises(E.ExportError, match="imagefolder needs one label per record"):
+        E.export(m, store, str(tmp_path / "folders"), "imagefolder")

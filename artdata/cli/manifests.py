@@ -192,7 +192,7 @@ def manifests_export(
     home: Optional[Path] = HomeOpt,
 ):
     """Write a version for others to read: the Hub (datasets.load_dataset), WebDataset, class folders."""
-    from artdata.console import console
+    from artdata.console import HarvestProgress, console
     from artdata.datasets.export import ExportConfig, FORMATS, export
     from artdata.datasets.images import ImageStore
     from artdata.datasets.manifest import load
@@ -202,7 +202,13 @@ def manifests_export(
     h = resolve_home(home)
     m = load(h.manifests, ref)
     cfg = ExportConfig(shard_bytes=int(shard_mb * 1e6), rai=load_rai_file(rai) if rai else None)
-    res = export(m, ImageStore(h.images), dest, format, cfg)
+    progress = HarvestProgress(f"export {format}")
+    progress.start(m.card["counts"].get("by_status", {}).get("ok", 0), 0)
+    try:
+        res = export(m, ImageStore(h.images), dest, format, cfg,
+                     progress=lambda n: [progress.advance("exported") for _ in range(n)])
+    finally:
+        progress.stop()
     console.print(f"export {res.ref} -> {dest} ({format}): " + ", ".join(f"{s} {n}" for s, n in res.samples.items())
                   + f" images, {len(res.files)} files, {res.image_bytes / 1e6:.1f} MB of images"
                   + (f"; not exported (no stored image): {', '.join(f'{k} {v}' for k, v in res.left_out.items())}"
