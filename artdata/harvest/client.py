@@ -130,6 +130,18 @@ class HostBudget:
 
     async def acquire(self) -> tuple[int, bool]:
         """Wait for a slot; returns (epoch, is_probe)."""
+        epoch, probe, _ = await self.take()
+        return epoch, probe
+
+    def give_back(self, stamp: float) -> None:
+        """Forget a slot taken at `stamp` that was not used at once (its request waited for a free connection)."""
+        try:
+            self.sent.remove(stamp)
+        except ValueError:
+            pass            # already out of the window
+
+    async def take(self) -> tuple[int, bool, float]:
+        """Wait for a slot; returns (epoch, is_probe, the slot's time)."""
         async with self.lock:
             while True:
                 now = time.monotonic()
@@ -155,7 +167,7 @@ class HostBudget:
                     self.need_probe = False
                     self.probe_pending = True
                     self.probe_done.clear()
-                return self.epoch, probe
+                return self.epoch, probe, now
 
     def _end_probe(self, probe: bool) -> None:
         if probe:
@@ -429,9 +441,15 @@ class PoliteClient:
         host = urlsplit(url).netloc.lower()      # the site: scheme-less host:port, as the budget keys it
         while True:
             # the host's budget first: a request waiting for its host must not hold an in-flight slot
-            epoch, probe = await budget.acquire()
+            epoch, probe, stamp = await budget.take()
             try:
                 async with self._sem:
+                    # a slot is the moment a request leaves: one that waited for a free connection longer than the
+                    # window's slack takes a new slot (else it could leave together with those counted after it,
+                    # and the host would see more than --rate in a second)
+                    if not probe and time.monotonic() - stamp > self.cfg.window - 1.0:
+                        budget.give_back(stamp)
+                        epoch, probe, stamp = await budget.take()
                     async with asyncio.timeout(deadline) as clock:
                         async with self._client.stream("GET", url) as streamed:
                             body = await _read_capped(streamed, cap, url)
