@@ -582,3 +582,10 @@ def test_multi_label_split_exports_tags_as_a_list_of_class_labels(tmp_path, monk
         tuple(want[r["source_id"]]) for r in d["train"])
     with pytest.raises(E.ExportError, match="imagefolder needs one label per record"):
         E.export(m, store, str(tmp_path / "folders"), "imagefolder")
+
+
+def test_licences_are_listed_once_each():
+    import pyarrow as pa
+    t = pa.table({"license": ["CC0-1.0", "http://creativecommons.org/publicdomain/zero/1.0/",
+                              "https://creativecommons.org/publicdomain/zero/1.0", None, "\u00a9 Tate"]})
+    assert R.licence_urls(t) == ["https://creativecommons.org/publicdomain/zero/1.0/", "\u00a9 Tate"]

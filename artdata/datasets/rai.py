@@ -335,8 +335,13 @@ def licence_urls(table) -> list[str]:
     known = {"cc0-1.0": "https://creativecommons.org/publicdomain/zero/1.0/",
              "cc0": "https://creativecommons.org/publicdomain/zero/1.0/",
              "cc-by-4.0": "https://creativecommons.org/licenses/by/4.0/"}
-    found = sorted({x for x in table.column("license").to_pylist() if x})
-    return sorted({known.get(x.lower(), x) for x in found})
+    out = set()
+    for x in {x for x in table.column("license").to_pylist() if x}:
+        v = known.get(x.strip().lower(), x.strip())
+        if v.lower().startswith(("http://creativecommons.org/", "https://creativecommons.org/")):
+            v = "https://" + v.split("://", 1)[1].rstrip("/") + "/"          # one spelling of each licence URL
+        out.add(v)
+    return sorted(out)
 
 
 def add_rai(croissant: dict, rai: dict, licences: list[str] | None = None) -> dict:
