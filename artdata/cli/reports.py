@@ -10,16 +10,17 @@ from artdata.cli.options import HomeOpt, resolve_home
 
 
 def report_cmd(target: str = typer.Argument(..., help="A manifest NAME[@VERSION], or a training run folder."),
-               out: Optional[Path] = typer.Option(None, help="Folder for the page and figures."),
+               out: Optional[Path] = typer.Option(None, help="Folder for the page and figures [a dataset: "
+                                                             "HOME/reports/NAME-VERSION; a run: RUN/report]."),
                home: Optional[Path] = HomeOpt):
     """A self-contained HTML page (and PNG figures) for a dataset or a training run."""
     from artdata.reports.report import report
-    typer.echo(f"report: {report(resolve_home(home), target, out)}")
+    typer.echo(f"report: {report(resolve_home(home), target, out).resolve()}")   # absolute, like every page path
 
 
 def explain(run: Path = typer.Argument(..., help="A training run folder."),
             images: Optional[str] = typer.Option(None, help="Images to explain: source:source_id or image keys, "
-                                                            "comma-separated [the first --count of the split]."),
+                                                            "comma-separated [--per-class of each class]."),
             per_class: int = typer.Option(2, help="Examples per class when --images is not given (a right and a "
                                                   "wrong prediction while there are)."),
             split: str = typer.Option("test", help="Split whose images and class embeddings are used."),
@@ -30,7 +31,7 @@ def explain(run: Path = typer.Argument(..., help="A training run folder."),
     from artdata.reports.explain import explain as run_explain
     path = run_explain(run, resolve_home(home) if home else None, [i for i in (images or "").split(",") if i] or None,
                        per_class, split, device, out)
-    typer.echo(f"explain: {path}")
+    typer.echo(f"explain: {path.resolve()}")
 
 
 def register(app: typer.Typer) -> None:

@@ -58,6 +58,7 @@ class HarvestConfig:
     limit: int | None = None
     workers: int | None = None      # image processes (default: all cores)
     keep_statuses: tuple | None = None   # statuses kept in the manifest (None: all); others counted
+    synthetic_images: str | None = None  # what made the images when not the museum (the demo: the mirror)
 
     def __post_init__(self):   # checked when the command starts: before any request or write
         from artdata.datasets.manifest import check_name
@@ -257,6 +258,8 @@ async def _harvest(source: Source, cfg: HarvestConfig, home: Home, progress: _Pr
     }
     if excluded:
         lineage["excluded"] = dict(excluded)
+    if cfg.synthetic_images:            # the card says so, and the dataset report shows it
+        lineage["synthetic_images"] = cfg.synthetic_images
     if rows:
         manifest = write_manifest(home.manifests, cfg.manifest, to_table(rows), lineage=lineage,
                                   description=f"{source.name} harvest ({len(rows)} records)")

@@ -68,7 +68,8 @@ def explain(run: Path, home: Home | None = None, images: list[str] | None = None
     import torch
     import torch.nn.functional as F
     from artdata.datasets.images import ImageStore
-    from artdata.reports.page import html_page, img_tag, pyplot, save_figure, write_page
+    from artdata.reports.page import SYNTHETIC_SHORT, html_page, img_tag, pyplot, save_figure, synthetic_images, \
+        synthetic_note, write_page
     from artdata.train import models as M
     from artdata.train.data import BatchTransform, create_loader, decode
     from artdata.train.loop import load_run
@@ -146,25 +147,50 @@ def explain(run: Path, home: Home | None = None, images: list[str] | None = None
     xy = classical_mds(dist) if len(present) > 2 else np.c_[np.arange(len(present)), np.zeros(len(present))]
     names = [classes[t] for t in present]
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    from artdata.reports.page import short_label
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5), layout="constrained")
     im = axes[0].imshow(dist, cmap="viridis")
-    axes[0].set_xticks(range(len(names)), names, rotation=45, ha="right")
-    axes[0].set_yticks(range(len(names)), names)
+    axes[0].set_xticks(range(len(names)), [short_label(x) for x in names], rotation=45, ha="right")
+    axes[0].set_yticks(range(len(names)), [short_label(x) for x in names])
     axes[0].set_title("distance between class mean embeddings")
     fig.colorbar(im, ax=axes[0], fraction=0.046)
     axes[1].scatter(xy[:, 0], xy[:, 1], s=60)
-    for (a, b), name in zip(xy, names):
-        axes[1].annotate(name, (a, b), fontsize=9)
+    for (a, b), text, right in _layout_labels(xy, names):
+        axes[1].annotate(text, (a, b), xytext=(-6 if right else 6, 4), textcoords="offset points", fontsize=9,
+                         ha="right" if right else "left", va="bottom")
+    axes[1].margins(0.15)
     axes[1].set_title("classes laid out by embedding distance (MDS)")
     png = save_figure(fig, out / "class_distances.png")
     result = {"run": str(run), "images": per_image, "classes": names, "distances": dist.round(6).tolist(),
               "layout": xy.round(6).tolist(), "class_counts": [n[t] for t in present], "split": split,
               "feature_layer": layer_name, "feature_channels": channels}
-    sections = [(f"Image, saliency, feature map of {layer_name} (true → predicted)", "".join(blocks)),
+    synthetic = synthetic_images(lr.home.manifests, lr.args.manifest) if lr.args.manifest else {}
+    result["synthetic_images"] = synthetic
+    sections = [(f"Image, saliency, feature map of layer {layer_name} (true → predicted)",
+                 (SYNTHETIC_SHORT if synthetic else "") + "".join(blocks)),
                 ("Class distances (mean embeddings)", img_tag(png, "class distances"))]
-    write_page(out, html_page(f"Explain {Path(run).name}", sections, result), result)
+    write_page(out, html_page(f"Explain {Path(run).name}", sections, result, note=synthetic_note(synthetic)), result)
     (out / "explain.json").write_text(json.dumps(result, indent=2))
-    return out / "index.html"
+    return (out / "index.html").resolve()
+
+
+def _layout_labels(xy: np.ndarray, names: list[str]):
+    """One label per place on the MDS plot: classes (nearly) on the same point share one label, one name a
+    line, instead of being drawn over each other; a label right of the middle is written leftwards, so it
+    stays inside the plot. -> [((x, y), text, right-aligned)]"""
+    span = float(np.ptp(xy, axis=0).max()) if len(xy) else 0.0
+    near = 0.04 * span if span > 0 else 1e-9
+    groups: list[list[int]] = []
+    for i in range(len(xy)):
+        for g in groups:
+            if np.abs(xy[g[0]] - xy[i]).max() <= near:
+                g.append(i)
+                break
+        else:
+            groups.append([i])
+    mid = float(xy[:, 0].min() + xy[:, 0].max()) / 2 if len(xy) else 0.0
+    return [((float(xy[g[0], 0]), float(xy[g[0], 1])), "\n".join(names[i] for i in g), bool(xy[g[0], 0] > mid))
+            for g in groups]
 
 
 def _resize(arr: np.ndarray, side: int):

@@ -15,9 +15,11 @@ import numpy as np
 
 from artdata import ArtdataError
 from artdata.datasets.images import ImageStore
-from artdata.datasets.manifest import Manifest, load
+from artdata.datasets.manifest import load
 from artdata.paths import Home
-from artdata.reports.page import html_page, html_table, img_tag, pyplot, save_figure, thumbnail, write_page
+from artdata.reports.page import (bar_numbers, count_axis, html_page, html_table, img_tag, pyplot, save_figure,
+                                  count_ticks, harvest_ancestors, short_label, synthetic_images, synthetic_note, thumbnail, write_page,
+                                  SYNTHETIC_SHORT)
 
 GROUP_COLUMNS = ("label", "department", "medium", "classification", "culture")
 THUMBS_PER_CLASS = 6
@@ -38,28 +40,30 @@ def dataset_report(home: Home, ref: str, out: Path | None = None) -> Path:
     df = m.to_pandas(columns=cols)
     counts = m.card["counts"]
     data: dict = {"manifest": m.ref, "rows": counts["rows"], "by_status": counts.get("by_status", {}),
-                  "failed_by_reason": counts.get("failed_by_reason", {})}
+                  "failed_by_reason": counts.get("failed_by_reason", {}), "figures": {}}
     sections = [("Card", html_table([[k, v] for k, v in (("manifest", m.ref), ("rows", counts["rows"]),
                                                          ("created", m.card["created_at"]),
-                                                         ("description", m.card.get("description", "")))], ["", ""]))]
-    # harvest status: of the harvest this manifest comes from (a split's own rows are all usable)
-    harvest = _harvest_ancestor(home, m)
-    hc = harvest.card["counts"]
-    data["harvest"] = {"manifest": harvest.ref, "by_status": hc.get("by_status", {}),
-                       "failed_by_reason": hc.get("failed_by_reason", {})}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
-    st = data["harvest"]["by_status"]
-    axes[0].bar(list(st), list(st.values()), color="#4c72b0")
-    axes[0].set_title(f"records by status ({harvest.ref})")
+                                                         ("description", m.card.get("description", "")))]))]
+    # images that are not the museums' pictures (the demo's, drawn by the mirror): the harvests' cards say so
+    synthetic = synthetic_images(home.manifests, m)
+    note = synthetic_note(synthetic)
+    if synthetic:
+        data["synthetic_images"] = synthetic
+    # harvest status: of the harvests this manifest comes from (a split's own rows are all usable), summed
+    harvests = harvest_ancestors(home.manifests, m) or [m]
+    by_status, by_reason = Counter(), Counter()
+    for h in harvests:
+        by_status.update(h.card["counts"].get("by_status", {}))
+        by_reason.update(h.card["counts"].get("failed_by_reason", {}))
+    data["harvest"] = {"manifest": harvests[0].ref if len(harvests) == 1 else [h.ref for h in harvests],
+                       "by_status": dict(sorted(by_status.items())), "failed_by_reason": dict(by_reason.most_common())}
+    fig, info = status_figure(data["harvest"]["by_status"], data["harvest"]["failed_by_reason"],
+                              f"records by status ({harvests[0].ref if len(harvests) == 1 else f'{len(harvests)} harvests'})")
+    png = save_figure(fig, out / "status.png")
+    data["figures"]["status"] = {**info, "count_ticks": count_ticks(fig)}
     fr = data["harvest"]["failed_by_reason"]
-    if fr:
-        axes[1].barh(list(fr)[:12], list(fr.values())[:12], color="#c44e52")
-        axes[1].invert_yaxis()
-    else:
-        axes[1].text(0.5, 0.5, "no failures", ha="center", va="center", fontsize=14)
-        axes[1].set_axis_off()
-    axes[1].set_title("failed, by reason")
-    sections.append(("Harvest status", img_tag(save_figure(fig, out / "status.png"), "status counts")))
+    sections.append(("Harvest status", img_tag(png, "status counts")
+                     + (html_table([[r, c] for r, c in fr.items()], ["failed, by reason", "records"]) if fr else "")))
     # class counts per cleaning step
     steps = [s for s in m.card.get("steps", []) if s.get("classes")]
     group = next((c for c in GROUP_COLUMNS if c in df.columns and df[c].notna().any()), None)
@@ -67,17 +71,24 @@ def dataset_report(home: Home, ref: str, out: Path | None = None) -> Path:
         classes = sorted({c for s in steps for c in s["classes"]})[:MAX_CLASSES_SHOWN]
         data["steps"] = [{"step": s["step"], "rows": s["rows"], "dropped": s["dropped"], "classes": s.get("classes")}
                          for s in m.card["steps"]]
-        fig, ax = plt.subplots(figsize=(11, 0.35 * len(classes) + 1.5))
+        fig, ax = plt.subplots(figsize=(11, 0.22 * len(classes) * len(steps) + 1.8), layout="constrained")
         width = 0.8 / len(steps)
+        drawn = []
         for i, s in enumerate(steps):
-            ax.barh(np.arange(len(classes)) + i * width, [s["classes"].get(c, 0) for c in classes], height=width,
-                    label=s["step"][:50])
-        ax.set_yticks(np.arange(len(classes)) + 0.4 - width / 2, classes)
+            values = [s["classes"].get(c, 0) for c in classes]
+            bars = ax.barh(np.arange(len(classes)) + i * width, values, height=width, label=short_label(s["step"], 60, 1))
+            drawn += bar_numbers(ax, bars, values, fontsize=7)
+        ax.set_yticks(np.arange(len(classes)) + 0.4 - width / 2, [short_label(c) for c in classes])
         ax.invert_yaxis()
-        ax.legend(fontsize=8, loc="lower right")
+        ax.margins(x=0.08)
+        count_axis(ax, "x")
+        ax.set_xlabel("records")
+        fig.legend(fontsize=8, loc="outside lower center", ncol=min(3, len(steps)), frameon=False)
         ax.set_title("records per class after each cleaning step")
+        png = save_figure(fig, out / "classes.png")
+        data["figures"]["classes"] = {"count_ticks": count_ticks(fig), "bar_labels": drawn}
         rows = [[s["step"], s["rows"], ", ".join(f"{k} {v}" for k, v in s["dropped"].items())] for s in m.card["steps"]]
-        sections.append(("Cleaning steps", img_tag(save_figure(fig, out / "classes.png"), "class counts per step")
+        sections.append(("Cleaning steps", img_tag(png, "class counts per step")
                          + html_table(rows, ["step", "rows kept", "dropped (reason count)"])))
     by_source = m.card.get("classes_by_source")
     if by_source:             # a dataset merged from several museums: what each one brought
@@ -96,25 +107,36 @@ def dataset_report(home: Home, ref: str, out: Path | None = None) -> Path:
     if not steps and group:
         top = Counter(df[group].dropna()).most_common(MAX_CLASSES_SHOWN)
         data["classes"] = {"column": group, "counts": dict(top)}
-        fig, ax = plt.subplots(figsize=(11, 0.35 * len(top) + 1.5))
-        ax.barh([k[:40] for k, _ in top], [v for _, v in top], color="#55a868")
+        fig, ax = plt.subplots(figsize=(11, 0.4 * len(top) + 1.5), layout="constrained")
+        bars = ax.barh(range(len(top)), [v for _, v in top], color="#55a868")
+        ax.set_yticks(range(len(top)), [short_label(k, 30) for k, _ in top])
+        drawn = bar_numbers(ax, bars, [v for _, v in top])
         ax.invert_yaxis()
+        ax.margins(x=0.08)
+        count_axis(ax, "x")
+        ax.set_xlabel("records")
         ax.set_title(f"records per {group} (top {len(top)})")
-        sections.append((f"Records per {group}", img_tag(save_figure(fig, out / "classes.png"), "class counts")))
+        png = save_figure(fig, out / "classes.png")
+        data["figures"]["classes"] = {"count_ticks": count_ticks(fig), "bar_labels": drawn}
+        sections.append((f"Records per {group}", img_tag(png, "class counts")))
     # sizes
     ok = df[(df["status"] == "ok") & df["orig_width"].notna()] if "orig_width" in df.columns else df.iloc[0:0]
     if len(ok):
         w, h = ok["orig_width"].astype(float).to_numpy(), ok["orig_height"].astype(float).to_numpy()
         data["sizes"] = {"images": int(len(ok)), "width_median": float(np.median(w)),
                          "height_median": float(np.median(h)), "aspect_median": float(np.median(w / h))}
-        fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+        fig, axes = plt.subplots(1, 3, figsize=(12, 3.2), layout="constrained")
         for ax, vals, t in zip(axes, (w, h, w / h), ("width (px)", "height (px)", "aspect ratio (w/h)")):
             ax.hist(vals, bins=30, color="#8172b2")
             ax.set_title(t)
-        sections.append(("Image sizes (as served)", img_tag(save_figure(fig, out / "sizes.png"), "size histograms")))
+            count_axis(ax, "y")
+        axes[0].set_ylabel("images")
+        png = save_figure(fig, out / "sizes.png")
+        data["figures"]["sizes"] = {"count_ticks": count_ticks(fig)}
+        sections.append(("Image sizes (as served)", img_tag(png, "size histograms")))
     # thumbnails per class
     if group and len(ok):
-        blocks = []
+        blocks = [SYNTHETIC_SHORT] if note else []
         sample = ok.sort_values("source_id")
         for cls, part in list(sample.groupby(group))[:MAX_CLASSES_SHOWN]:
             thumbs = [t for t in (thumbnail(store, k) for k in part["image_key"].head(THUMBS_PER_CLASS)) if t]
@@ -122,20 +144,35 @@ def dataset_report(home: Home, ref: str, out: Path | None = None) -> Path:
                           + "".join(img_tag(t, str(cls), "thumb") for t in thumbs) + "</div>")
         sections.append((f"Samples per {group}", "".join(blocks)))
     sections.append(("Lineage", f"<pre>{html.escape(json.dumps(m.card.get('lineage', {}), indent=2, default=str))}</pre>"))
-    return write_page(out, html_page(f"Dataset {m.ref}", sections, data), data)
+    return write_page(out, html_page(f"Dataset {m.ref}", sections, data, note=note), data)
 
 
-def _harvest_ancestor(home: Home, m: Manifest) -> Manifest:
-    """Follow `lineage.parents` back to the harvest (a manifest without a recipe), when it is here."""
-    seen = 0
-    while (m.card.get("lineage") or {}).get("recipe") and seen < 10:
-        parents = m.card["lineage"].get("parents") or []
-        try:
-            m = load(home.manifests, parents[0])
-        except (ArtdataError, IndexError):
-            break
-        seen += 1
-    return m
+def status_figure(by_status: dict, failed_by_reason: dict, title: str):
+    """Records by status beside failures by reason; counts on integer axes with the number on every bar, the
+    reasons wrapped beside their own chart (the full text is in the page's table). -> (figure, numbers drawn)"""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained", width_ratios=(1, 1.2))
+    bars = axes[0].bar(list(by_status), list(by_status.values()), color="#4c72b0")
+    info = {"bar_labels": bar_numbers(axes[0], bars, list(by_status.values()))}
+    axes[0].margins(y=0.12)
+    count_axis(axes[0], "y")
+    axes[0].set_ylabel("records")
+    axes[0].set_title(title)
+    reasons = list(failed_by_reason)[:12]
+    if reasons:
+        values = [failed_by_reason[r] for r in reasons]
+        bars = axes[1].barh(range(len(reasons)), values, height=0.6, color="#c44e52")
+        axes[1].set_yticks(range(len(reasons)), [short_label(r, 28) for r in reasons], fontsize=9)
+        axes[1].invert_yaxis()
+        axes[1].margins(x=0.12)
+        info["bar_labels"] += bar_numbers(axes[1], bars, values)
+        count_axis(axes[1], "x")
+        axes[1].set_xlabel("records")
+    else:
+        axes[1].text(0.5, 0.5, "no failures", ha="center", va="center", fontsize=14)
+        axes[1].set_axis_off()
+    axes[1].set_title("failed, by reason")
+    return fig, info
 
 
 # ---------------------------------------------------------------- run report
@@ -151,7 +188,11 @@ def run_report(run: Path, home: Home | None = None, out: Path | None = None) -> 
     rows = json.loads((run / "metrics.json").read_text())["epochs"]
     final = json.loads((run / "final.json").read_text())
     classes = final["classes"]
-    data: dict = {"run": str(run), "model": final.get("model"), "manifest": final.get("manifest"),
+    cfg = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
+    run_home = home or Home.resolve(cfg.get("home"))
+    synthetic = synthetic_images(run_home.manifests, final["manifest"]) if final.get("manifest") else {}
+    note = synthetic_note(synthetic)
+    data: dict = {"run": str(run), "synthetic_images": synthetic, "model": final.get("model"), "manifest": final.get("manifest"),
                   "test_top1": final.get("test_top1"), "test_top3": final.get("test_top3"), "curves": {}}
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
     for split in ("train", "val"):
@@ -174,7 +215,7 @@ def run_report(run: Path, home: Home | None = None, out: Path | None = None) -> 
     sections = [("Summary", html_table([["model", final.get("model")], ["manifest", final.get("manifest")],
                                     ["test top-1", _fmt(final.get("test_top1"))]]
                                    + ([["test top-3", _fmt(final["test_top3"])]] if "test_top3" in final else [])
-                                   + [["best epoch", final.get("best_epoch")]], ["", ""])),
+                                   + [["best epoch", final.get("best_epoch")]])),
                 ("Learning curves", img_tag(save_figure(fig, out / "curves.png"), "learning curves"))]
     test = (final.get("splits") or {}).get("test") or {}
     if test.get("confusion"):
@@ -185,8 +226,8 @@ def run_report(run: Path, home: Home | None = None, out: Path | None = None) -> 
         fig, ax = plt.subplots(figsize=(max(5, 0.6 * n + 3), max(4, 0.6 * n + 2)))
         norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
         im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-        ax.set_xticks(range(n), classes, rotation=45, ha="right")
-        ax.set_yticks(range(n), classes)
+        ax.set_xticks(range(n), [short_label(c) for c in classes], rotation=45, ha="right")
+        ax.set_yticks(range(n), [short_label(c) for c in classes])
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         for i in range(n):
@@ -196,28 +237,38 @@ def run_report(run: Path, home: Home | None = None, out: Path | None = None) -> 
         fig.colorbar(im, ax=ax, fraction=0.046)
         ax.set_title("confusion matrix (test; counts, colour = row share)")
         conf_png = save_figure(fig, out / "confusion.png")
-        fig, ax = plt.subplots(figsize=(8, 0.35 * n + 1.5))
-        pc = [v if v is not None else 0 for v in test.get("per_class", [])]
-        ax.barh(classes, pc, color="#4c72b0")
+        fig, ax = plt.subplots(figsize=(8, 0.4 * n + 1.5), layout="constrained")
+        acc = list(test.get("per_class", []))
+        bars = ax.barh(range(n), [v or 0 for v in acc], color="#4c72b0")
+        ax.set_yticks(range(n), [short_label(c, 30) for c in classes])
+        # the number on every bar: a class at 0 reads "0.00", one without test images "no images"
+        labels = bar_numbers(ax, bars, acc, fmt=lambda v: "no images" if v is None else f"{v:.2f}")
         ax.invert_yaxis()
-        ax.set_xlim(0, 1)
+        ax.set_xlim(0, 1.12)
+        ax.set_xticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+        ax.set_xlabel("accuracy (share of the class's test images predicted right)")
         ax.set_title("per-class accuracy (test)")
+        data["figures"] = {"per_class": {"bar_labels": labels}}
+        support = cm.sum(1)
+        table = html_table([[c, int(support[i]), int(cm[i, i]), "-" if i >= len(acc) or acc[i] is None else f"{acc[i]:.3f}"]
+                            for i, c in enumerate(classes)], ["class", "test images", "predicted right", "accuracy"])
         sections += [("Confusion matrix", img_tag(conf_png, "confusion matrix")),
-                     ("Per-class accuracy", img_tag(save_figure(fig, out / "per_class.png"), "per-class accuracy"))]
+                     ("Per-class accuracy", img_tag(save_figure(fig, out / "per_class.png"), "per-class accuracy")
+                      + table)]
         pairs = sorted(((int(cm[i, j]), classes[i], classes[j]) for i in range(n) for j in range(n)
                         if i != j and cm[i, j] > 0), reverse=True)[:5]
         data["worst_pairs"] = [{"true": t, "predicted": p, "count": c} for c, t, p in pairs]
         if pairs:
-            blocks = []
+            blocks = [SYNTHETIC_SHORT] if note else []
             preds = _predictions(run)
-            store = ImageStore((home or Home.resolve(json.loads((run / "config.json").read_text()).get("home"))).images)
+            store = ImageStore(run_home.images)
             for c, t, p in pairs:
                 keys = [] if preds is None else preds[(preds["target"] == t) & (preds["pred"] == p)]["image_key"].head(6)
                 thumbs = [x for x in (thumbnail(store, k) for k in keys) if x]
                 blocks.append(f'<div class="row"><span class="cls">{html.escape(t)} → {html.escape(p)} ({c})</span>'
                               + "".join(img_tag(x, f"{t} as {p}", "thumb") for x in thumbs) + "</div>")
             sections.append(("Most confused pairs (true → predicted), with examples", "".join(blocks)))
-    return write_page(out, html_page(f"Run {run.name}", sections, data), data)
+    return write_page(out, html_page(f"Run {run.name}", sections, data, note=note), data)
 
 
 def _predictions(run: Path):
@@ -251,21 +302,25 @@ def report(home: Home, target: str, out: Path | None = None) -> Path:
     return dataset_report(home, target, out)
 
 
+DEMO_PAGES = (("split_medium", "Tate medium split"), ("met", "Met harvest"))
+
+
 def demo_stage(home: Home, results: dict, quick: bool = False) -> None:
+    """The demo's pages, each printed once with what it shows (absolute paths: open them in a browser)."""
     from artdata.console import console
-    console.rule("[bold]8. reports")
-    for key in ("split_medium", "met"):
+    console.rule("[bold]8. reports (open them in a browser)")
+    for key, what in DEMO_PAGES:
         m = results.get(key)
         if m is not None:
             path = dataset_report(home, m.ref)
             results[f"report_{key}"] = path
-            console.print(f"  dataset report {m.ref}: {path}")
+            console.print(f"  dataset page, {what} {m.ref}: {path}")
     run = results.get("run")
     if run is not None:
         path = run_report(Path(run), home)
         results["report_run"] = path
-        console.print(f"  run report: {path}")
+        console.print(f"  training run page, {Path(run).name}: {path}")
         from artdata.reports.explain import explain
         exp = explain(Path(run), home, per_class=2)
         results["explain"] = exp
-        console.print(f"  explanations: {exp}")
+        console.print(f"  what the model looks at (saliency, feature maps): {exp}")
