@@ -24,7 +24,7 @@ def explain(run: Path = typer.Argument(..., help="A training run folder."),
             per_class: int = typer.Option(2, help="Examples per class when --images is not given (a right and a "
                                                   "wrong prediction while there are)."),
             split: str = typer.Option("test", help="Split whose images and class embeddings are used."),
-            device: str = typer.Option("cpu", help="cpu | cuda."),
+            device: str = typer.Option("auto", help="auto | cpu | cuda (auto: a GPU when there is one)."),
             out: Optional[Path] = typer.Option(None, help="Folder [RUN/explain]."),
             home: Optional[Path] = HomeOpt):
     """Saliency maps, feature-map overlays and class-embedding distances for a trained image model."""

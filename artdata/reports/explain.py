@@ -64,7 +64,7 @@ def pick_examples(targets: list[int], preds: list[int], per_class: int) -> list[
 
 
 def explain(run: Path, home: Home | None = None, images: list[str] | None = None, per_class: int = 2,
-            split: str = "test", device: str = "cpu", out: Path | None = None) -> Path:
+            split: str = "test", device: str = "auto", out: Path | None = None) -> Path:
     import torch
     import torch.nn.functional as F
     from artdata.datasets.images import ImageStore
