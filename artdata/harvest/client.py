@@ -292,7 +292,7 @@ async def _read_capped(resp: httpx.Response, cap: int, url: str) -> bytes:
         if size > cap:
             raise FetchError(url, f"answer is over the {cap:,}-byte cap (stopped reading)")
         parts.append(out)
-    return b"".join(parts)
+    return parts[0] if len(parts) == 1 else b"".join(parts)      # one piece (the transport's usual): no copy
 
 
 class _Cookies(httpx.Cookies):
