@@ -589,3 +589,36 @@ def test_licences_are_listed_once_each():
     t = pa.table({"license": ["CC0-1.0", "http://creativecommons.org/publicdomain/zero/1.0/",
                               "https://creativecommons.org/publicdomain/zero/1.0", None, "\u00a9 Tate"]})
     assert R.licence_urls(t) == ["https://creativecommons.org/publicdomain/zero/1.0/", "\u00a9 Tate"]
+
+
+def test_destination_must_be_empty_or_this_export_or_overwritten(colors, tmp_path, monkeypatch):
+    """Another export's shards left beside this one would be read with it: refused, or removed with overwrite."""
+    home, m = colors
+    _offline(monkeypatch, tmp_path)
+    store, dest = ImageStore(home.images), tmp_path / "out"
+    E.export(m, store, str(dest), "hf", E.ExportConfig(shard_bytes=10_000))
+    small = sorted(p.name for p in (dest / "data" / "train").rglob("*.parquet"))
+    E.export(m, store, str(dest), "hf", E.ExportConfig(shard_bytes=10_000))          # the same export again: fine
+    with pytest.raises(E.ExportError, match=r"holds \d+ file\(s\) of something else .*add --overwrite"):
+        E.export(m, store, str(dest), "hf", E.ExportConfig(shard_bytes=100_000))
+    E.export(m, store, str(dest), "hf", E.ExportConfig(shard_bytes=100_000, overwrite=True))
+    big = sorted(p.name for p in (dest / "data" / "train").rglob("*.parquet"))
+    assert len(big) < len(small) and not set(big) & set(small)
+    import datasets
+    assert datasets.load_dataset(str(dest))["train"].num_rows == 48        # no stale shard read with the new ones
+    # an export cut short (marker, one shard, a half-written file) is finished by the same command
+    cut = tmp_path / "cut"
+    E.export(m, store, str(cut), "webdataset", E.ExportConfig(shard_bytes=20_000))
+    for f in ("index.json", "README.md", "croissant.json"):
+        (cut / f).unlink()
+    (cut / "colors-movement-train-000001.tar.part-1234abcd").write_bytes(b"half")
+    E.export(m, store, str(cut), "webdataset", E.ExportConfig(shard_bytes=20_000))
+    assert (cut / "index.json").is_file() and not list(cut.glob("*.part-*"))
+    # a folder holding anything else is never written into, overwrite or not
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "thesis.tex").write_text("keep me")
+    for overwrite in (False, True):
+        with pytest.raises(E.ExportError, match=r"holds 1 file\(s\) that are not an artdata export \(e\.g\. thesis"):
+            E.export(m, store, str(other), "imagefolder", E.ExportConfig(overwrite=overwrite))
+    assert (other / "thesis.tex").read_text() == "keep me" and len(list(other.iterdir())) == 1

@@ -189,6 +189,8 @@ def manifests_export(
                                                             "croissant.json; those it cannot know say TO FILL."),
     shard_mb: float = typer.Option(500.0, "--shard-mb", help="About this many MB of images per shard (hf, "
                                                              "webdataset)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace whatever DEST holds (else DEST must be "
+                                                              "empty, or this same export cut short)."),
     home: Optional[Path] = HomeOpt,
 ):
     """Write a version for others to read: the Hub (datasets.load_dataset), WebDataset, class folders."""
@@ -201,7 +203,8 @@ def manifests_export(
         raise ArtdataError(f"--format {format!r}: choose one of {', '.join(FORMATS)}")
     h = resolve_home(home)
     m = load(h.manifests, ref)
-    cfg = ExportConfig(shard_bytes=int(shard_mb * 1e6), rai=load_rai_file(rai) if rai else None)
+    cfg = ExportConfig(shard_bytes=int(shard_mb * 1e6), rai=load_rai_file(rai) if rai else None,
+                       overwrite=overwrite)
     progress = HarvestProgress(f"export {format}")
     progress.start(m.card["counts"].get("by_status", {}).get("ok", 0), 0)
     try:

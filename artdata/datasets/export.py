@@ -63,6 +63,7 @@ class ExportConfig:
     shard_bytes: int = SHARD_BYTES
     max_files_per_folder: int = MAX_FILES_PER_FOLDER
     rai: dict | None = None          # the user's Responsible-AI fields (--rai FILE), already checked
+    overwrite: bool = False          # replace what the destination holds (else only an unfinished same export)
 
     def __post_init__(self):
         if self.shard_bytes < 1:
@@ -194,6 +195,34 @@ class Destination:
 
     def path(self, rel: str) -> str:
         return posixpath.join(self.root, rel) if self.root else rel
+
+    def existing(self) -> list[str]:
+        """The files under the folder already, relative to it."""
+        try:
+            found = self.fs.find(self.root) if self.fs.exists(self.root) else []
+        except FileNotFoundError:
+            return []
+        except Exception as exc:
+            from artdata.datasets.remote import store_error
+            raise store_error(self.url, exc) from None
+        strip = self.root.rstrip("/") + "/"
+        return sorted(f[len(strip):] if f.startswith(strip) else f for f in found)
+
+    def read_small(self, rel: str, cap: int = 1 << 16) -> bytes | None:
+        try:
+            if self.fs.size(self.path(rel)) > cap:
+                return None
+            return self.fs.cat_file(self.path(rel))
+        except (FileNotFoundError, OSError):
+            return None
+
+    def remove(self, rels: list[str]) -> None:
+        try:
+            for rel in rels:
+                self.fs.rm_file(self.path(rel))
+        except Exception as exc:
+            from artdata.datasets.remote import store_error
+            raise store_error(self.url, exc) from None
 
     def put(self, local: Path, rel: str) -> None:
         target = self.path(rel)
@@ -630,6 +659,7 @@ def export(m: Manifest, store: ImageStore, dest_url: str, fmt: str, cfg: ExportC
     res.to_fill = to_fill(rai)
     dest = Destination(dest_url)
     try:
+        _claim(dest, m, fmt, cfg)
         FORMATS[fmt](p, store, dest, cfg, res, progress)
         raw = (json.dumps(export_croissant(p, res, rai), indent=2, ensure_ascii=False, default=str) + "\n").encode()
         dest.put_bytes(raw, "croissant.json")
@@ -637,6 +667,36 @@ def export(m: Manifest, store: ImageStore, dest_url: str, fmt: str, cfg: ExportC
     finally:
         dest.close()
     return res
+
+
+MARKER = ".artdata-export.json"
+
+
+def _claim(dest: Destination, m: Manifest, fmt: str, cfg: ExportConfig) -> None:
+    """Start writing into `dest`: an empty folder, the leftovers of the same export cut short (its marker says
+    so: same version, format and shard size, so the same file names), or with `overwrite` another artdata
+    export, removed first. Files of another export left beside this one would be read with it
+    (`data/train/*.parquet`); a folder that holds anything else is never written into."""
+    marker = {"name": m.name, "version": m.version, "format": fmt, "shard_bytes": cfg.shard_bytes,
+              "max_files_per_folder": cfg.max_files_per_folder}
+    have = dest.existing()
+    if have and MARKER not in have:        # never removed, even with overwrite: it is not an export
+        raise ExportError(f"{dest.url}: holds {len(have)} file(s) that are not an artdata export (e.g. "
+                          f"{have[0]}); export into an empty folder")
+    if have and cfg.overwrite:
+        dest.remove(have)
+    elif have:
+        raw = dest.read_small(MARKER) if MARKER in have else None
+        try:
+            same = raw is not None and json.loads(raw) == marker
+        except (ValueError, RecursionError):
+            same = False
+        if not same:
+            other = next((f for f in have if f != MARKER), have[0])
+            raise ExportError(f"{dest.url}: holds {len(have)} file(s) of something else (e.g. {other}); export "
+                              f"into an empty folder, or add --overwrite to replace them")
+        dest.remove([f for f in have if ".part-" in posixpath.basename(f)])      # a run cut short
+    dest.put_bytes((json.dumps(marker) + "\n").encode(), MARKER)
 
 
 # ---------------------------------------------------------------- the export's Croissant card
