@@ -189,8 +189,8 @@ def manifests_export(
                                                             "croissant.json; those it cannot know say TO FILL."),
     shard_mb: float = typer.Option(500.0, "--shard-mb", help="About this many MB of images per shard (hf, "
                                                              "webdataset)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace whatever DEST holds (else DEST must be "
-                                                              "empty, or this same export cut short)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier artdata export in DEST (else it "
+                                                              "must be empty, or this same export cut short)."),
     home: Optional[Path] = HomeOpt,
 ):
     """Write a version for others to read: the Hub (datasets.load_dataset), WebDataset, class folders."""
