@@ -14,7 +14,9 @@ damaged one stops the export with one line naming the record (`manifests verify`
 
 DEST is any fsspec URL (a folder, `s3://bucket/prefix`, `hf://datasets/user/name` with huggingface_hub). Each
 file is written whole: a temporary name renamed into place on disks, one upload on object stores; the index and
-the cards go last, so an export cut short is redone by running it again.
+the cards go last, so an export cut short is finished by running it again. DEST must be empty, or hold that same
+export cut short (`.artdata-export.json` names version, format and shard size), or an earlier artdata export
+that `overwrite` replaces: another export's shards left beside would be read with the new ones.
 """
 from __future__ import annotations
 
