@@ -206,7 +206,7 @@ def aic_image_route(m: Mirror, path: str, query: dict) -> Response:
         return Response(403, b"size not allowed", "text/plain")
     r = m.met.rows[oid]
     data = m.image(f"aic:{oid}", str(r.get("Department") or ""), (width, max(1, round(h * width / w))),
-                   str(r.get("Culture") or ""))
+                   str(r.get("Culture") or ""), work=f"met:{oid}")
     return Response(200, data, "image/jpeg")
 
 

@@ -96,7 +96,7 @@ def cma_image_route(m: Mirror, path: str, query: dict) -> Response:
     m.cma_renditions.append((oid, kind))
     r = m.met.rows[oid]
     return Response(200, m.image(f"cma:{oid}", str(r.get("Department") or ""), aspect_size(f"cma:{oid}",
-                                 CMA_SIDES[kind]), str(r.get("Culture") or "")), "image/jpeg")
+                                 CMA_SIDES[kind]), str(r.get("Culture") or ""), work=f"met:{oid}"), "image/jpeg")
 
 
 @site

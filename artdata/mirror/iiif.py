@@ -163,7 +163,8 @@ def image_route(m: Mirror, path: str, query: dict) -> Response:
     if size is None or size[0] > w * 2 or size[1] > h * 2:
         return Response(400, b"bad size", "text/plain")
     r = m.met.rows[oid]
-    data = m.image(f"iiif:{oid}", str(r.get("Department") or ""), size, str(r.get("Culture") or ""))
+    data = m.image(f"iiif:{oid}", str(r.get("Department") or ""), size, str(r.get("Culture") or ""),
+                   work=f"met:{oid}")
     return Response(200, data, "image/jpeg")
 
 
@@ -175,7 +176,7 @@ def static_route(m: Mirror, path: str, query: dict) -> Response:
     m.iiif_static.append(oid)
     r = m.met.rows[oid]
     return Response(200, m.image(f"iiif:{oid}", str(r.get("Department") or ""), aspect_size(f"iiif:{oid}",
-                    STATIC_SIDE), str(r.get("Culture") or "")), "image/jpeg")
+                    STATIC_SIDE), str(r.get("Culture") or ""), work=f"met:{oid}"), "image/jpeg")
 
 
 @site

@@ -155,7 +155,8 @@ def nga_image_route(m: Mirror, path: str, query: dict) -> Response:
         # a fair-use image asked above its maxpixels box: the museum's server renders it from the boxed copy,
         # blurred; the mirror notes the request
         m.nga_over_box.append((parts[2], parts[4]))
-    return Response(200, m.image(f"nga:{oid}", str(r.get("Department") or ""), size, str(r.get("Culture") or "")),
+    return Response(200, m.image(f"nga:{oid}", str(r.get("Department") or ""), size, str(r.get("Culture") or ""),
+                                 work=f"met:{oid}"),
                     "image/jpeg")
 
 

@@ -52,6 +52,31 @@ def render_jpeg(key: str, label: str, size: tuple[int, int], secondary: str = ""
     return out.getvalue()
 
 
+WORK_SIDE = 768      # the one photograph of a work every site's copy is resampled from
+
+
+@functools.lru_cache(maxsize=256)
+def render_work(work: str, label: str, size: tuple[int, int], secondary: str = "", quality: int = 88,
+                noise: int = 40) -> bytes:
+    """One work's photograph (`render_jpeg` of `work` at its own aspect, WORK_SIDE px) as a site serves it:
+    resampled to that site's `size`, re-encoded. Near-duplicates of each other across the mirror's museums."""
+    own = aspect_size(work, WORK_SIDE)
+    arr = np.asarray(Image.open(io.BytesIO(render_jpeg(work, label, own, secondary, quality, noise))), np.float32)
+    # the work's own composition (a few soft light and dark masses), over the class's stripes
+    h, w = arr.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    light = np.ones((h, w), np.float32)
+    for i in range(4):
+        cx, cy = (stable_hash("cx", work, i) % 1000) / 1000 * w, (stable_hash("cy", work, i) % 1000) / 1000 * h
+        r = (0.15 + (stable_hash("r", work, i) % 1000) / 1000 * 0.25) * max(w, h)
+        sign = 1 if stable_hash("s", work, i) % 2 else -1
+        light += sign * 0.35 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))
+    img = Image.fromarray(np.clip(arr * light[..., None], 0, 255).astype(np.uint8), "RGB")
+    out = io.BytesIO()
+    img.resize(size, Image.Resampling.LANCZOS).save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
 def corrupt(data: bytes, key: str) -> bytes:
     """A damaged JPEG: cut short, or with its header garbled (chosen by key)."""
     variant = stable_hash("corrupt", key) % 3

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pandas as pd
 
-from artdata.mirror.sample import MetData, bundled_met, bundled_tate, corrupt, render_jpeg, stable_hash
+from artdata.mirror.sample import MetData, bundled_met, bundled_tate, corrupt, render_jpeg, render_work, stable_hash
 
 
 # Cloudflare's managed challenge as an API client meets it (the AIC image host since late 2025): 403, HTML, and
@@ -449,8 +449,13 @@ class Mirror:
     def tate_by_accession(self) -> dict:
         return {str(r["accession_number"]): r for r in self.tate.to_dict("records")}
 
-    def image(self, key: str, label: str, size: tuple[int, int], secondary: str = "") -> bytes:
-        data = render_jpeg(key, label, size, secondary, noise=self.image_noise)
+    def image(self, key: str, label: str, size: tuple[int, int], secondary: str = "", work: str | None = None) -> bytes:
+        """The JPEG `key` (faults are drawn by it). `work` ("met:<id>"): the picture is that bundled work's
+        own, as every museum of the mirror photographs the same objects, served at this site's size."""
+        if work is None:
+            data = render_jpeg(key, label, size, secondary, noise=self.image_noise)
+        else:
+            data = render_work(work, label, size, secondary, noise=self.image_noise)
         if self.faults.pick("corrupt", key, self.faults.corrupt_image):
             data = corrupt(data, key)
         return data
