@@ -28,6 +28,9 @@ def build_split_cmd(
     max_per_class: Optional[int] = typer.Option(None, help="Keep at most this many records per class (seeded)."),
     seed: int = typer.Option(0, help="Seed of the split and of --max-per-class."),
     ratios: str = typer.Option("0.8,0.1,0.1", help="train,val,test fractions."),
+    group_by: str = typer.Option("artwork", help="Keep together: artwork (the records of one work: same object, "
+                                                 "parent/child, same Wikidata item, near-duplicate images), artist "
+                                                 "(artist-disjoint splits), or none (record by record)."),
     classification: Optional[List[str]] = typer.Option(None, help="culture: classification(s) kept [Paintings]."),
     region_map: Optional[Path] = typer.Option(None, help="culture: JSON value -> class map replacing the shipped one."),
     exclude: Optional[Path] = typer.Option(None, help="culture: file of ids judged mis-tagged, one per line."),
@@ -55,6 +58,8 @@ def build_split_cmd(
         given["seed"] = seed
     if ratios != "0.8,0.1,0.1":
         given["ratios"] = _ratios(ratios)
+    if group_by != "artwork":
+        given["group_by"] = group_by
     m = build_split(resolve_home(home), recipe, source if len(source) > 1 else source[0], name=name, **given)
     for step in m.card["steps"]:
         dropped = ", ".join(f"{k} {v}" for k, v in step["dropped"].items())
@@ -62,8 +67,15 @@ def build_split_cmd(
     c = m.card["counts"]
     typer.echo("classes: " + ", ".join(f"{k} {v}" for k, v in (c.get("by_class") or c.get("by_tag") or {}).items()))
     typer.echo("splits: " + ", ".join(f"{k} {v}" for k, v in c.get("by_split", {}).items()))
+    g = m.card.get("groups") or {}
+    if g:
+        typer.echo(f"groups ({g['by']}): {g['count']} for {sum(c.get('by_split', {}).values())} records, largest "
+                   f"{g['largest']}; near-duplicate pairs {g['near_duplicate_pairs']} "
+                   f"({g['near_duplicate_pairs_straddling']} across splits); groups in two splits: {g['straddling']}")
     for src, classes in (m.card.get("classes_by_source") or {}).items():
         typer.echo(f"  from {src}: " + ", ".join(f"{k} {v}" for k, v in classes.items()))
+    for warning in m.card.get("warnings") or []:
+        typer.secho(f"Warning: {warning}", fg="yellow", err=True)
     typer.echo(f"manifest {m.ref} -> {m.path}")
 
 
@@ -87,6 +99,46 @@ def import_folder_cmd(
     typer.echo(f"manifest {m.ref} -> {m.path}")
 
 
+def audit_cmd(
+    manifest: str = typer.Argument(..., help="NAME[@VERSION]: any manifest, split or not."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object: pairs, straddling, groups."),
+    fail_on_leak: bool = typer.Option(False, help="Exit 1 when a near-duplicate pair straddles splits."),
+    radius: Optional[int] = typer.Option(None, help="Fingerprint distance of candidate pairs, in bits of 64 [8]."),
+    threshold: Optional[float] = typer.Option(None, help="Similarity a candidate must reach [0.4]."),
+    limit: int = typer.Option(20, help="Pairs shown in the table (--json has all)."),
+    home: Optional[Path] = HomeOpt,
+):
+    """Near-duplicate images in a manifest: the pairs, those that straddle splits, the groups."""
+    import json
+    from artdata.console import HarvestProgress
+    from artdata.datasets.images import ImageStore
+    from artdata.datasets.manifest import load
+    from artdata.splits.groups import audit_table
+    h = resolve_home(home)
+    m = load(h.manifests, manifest)
+    res = audit_table(m.table(), ImageStore(h.images), radius=radius, threshold=threshold,
+                      progress=HarvestProgress("fingerprints from the store"))
+    if as_json:
+        typer.echo(json.dumps(res, ensure_ascii=False))
+    else:
+        g = res["groups"]
+        typer.echo(f"{m.ref}: {res['records']} records, {g['fingerprints']} with a fingerprint"
+                   + (f" ({g['fingerprints_computed']} made from the store)" if g["fingerprints_computed"] else ""))
+        typer.echo(f"near-duplicate pairs: {len(res['pairs'])} (within {g['radius']} bits, similarity >= "
+                   f"{g['threshold']}); straddling splits: {res['straddling']}")
+        for p in res["pairs"][:limit]:
+            sim = "-" if p["similarity"] is None else f"{p['similarity']:.2f}"
+            where = "" if p["splits"] == [None, None] else f"  {p['splits'][0]} / {p['splits'][1]}"
+            typer.echo(f"  {p['a']:<28} {p['b']:<28} d={p['distance']:<2} sim={sim}{where}")
+        if len(res["pairs"]) > limit:
+            typer.echo(f"  ... {len(res['pairs']) - limit} more (--json for all)")
+        typer.echo(f"groups: {g['count']}, largest {g['largest']}, {g['multi']} with two or more records"
+                   + (f"; in two splits: {g['straddling_groups']}" if g["straddling_groups"] else ""))
+    if fail_on_leak and res["straddling"]:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
+    app.command("audit")(audit_cmd)
     app.command("build-split")(build_split_cmd)
     app.command("import-folder")(import_folder_cmd)

@@ -78,6 +78,7 @@ IMAGE_FIELDS = [
     pa.field("orig_width", _i32),
     pa.field("orig_height", _i32),
     pa.field("image_bytes", pa.int64()),  # size of the stored JPEG
+    pa.field("fingerprint", pa.int64()),  # perceptual hash of the stored image (datasets.fingerprint)
     pa.field("status", _str, nullable=False),
     pa.field("error", _str),
     pa.field("harvested_at", pa.timestamp("us", tz="UTC")),
@@ -86,6 +87,7 @@ SPLIT_FIELDS = [
     pa.field("label", _str),
     pa.field("labels", pa.list_(_str)),
     pa.field("split", _str),              # train | val | test
+    pa.field("group", _str),              # the artwork group (splits.groups): never in two splits
 ]
 
 RECORD_SCHEMA = pa.schema(

@@ -36,7 +36,7 @@ def dataset_report(home: Home, ref: str, out: Path | None = None) -> Path:
     plt = pyplot()
     store = ImageStore(home.images)
     cols = [c for c in ("source", "source_id", "status", "error", "image_key", "orig_width", "orig_height",
-                        *GROUP_COLUMNS, "split") if c in m.card["columns"]]
+                        *GROUP_COLUMNS, "split", "group") if c in m.card["columns"]]
     df = m.to_pandas(columns=cols)
     counts = m.card["counts"]
     data: dict = {"manifest": m.ref, "rows": counts["rows"], "by_status": counts.get("by_status", {}),
@@ -143,6 +143,23 @@ def dataset_report(home: Home, ref: str, out: Path | None = None) -> Path:
             blocks.append(f'<div class="row"><span class="cls">{html.escape(str(cls))} ({len(part)})</span>'
                           + "".join(img_tag(t, str(cls), "thumb") for t in thumbs) + "</div>")
         sections.append((f"Samples per {group}", "".join(blocks)))
+    # the largest groups: the records of one artwork, kept in one split (splits/groups.py)
+    groups = m.card.get("groups") or {}
+    if groups and "group" in df.columns:
+        data["groups"] = groups
+        blocks = [f"<p>{groups['count']} groups ({html.escape(str(groups['by']))}) for {len(df)} records, the largest "
+                  f"{groups['largest']}; near-duplicate image pairs {groups['near_duplicate_pairs']}; groups in two "
+                  f"splits: {groups['straddling']}</p>"]
+        for g in groups.get("largest_groups", []):
+            part = df[df["group"] == g["group"]]
+            cells = []
+            for r in part.itertuples():
+                t = thumbnail(store, r.image_key) if isinstance(r.image_key, str) else None
+                label = f"{r.source}:{r.source_id} ({getattr(r, 'split', '')})"
+                cells.append(img_tag(t, label, "thumb") if t else f"<span>{html.escape(label)}</span>")
+            blocks.append(f'<div class="row"><span class="cls">{html.escape(str(g["group"]))} ({g["records"]})</span>'
+                          + "".join(cells) + "</div>")
+        sections.append(("Largest groups (each kept whole in one split)", "".join(blocks)))
     sections.append(("Lineage", f"<pre>{html.escape(json.dumps(m.card.get('lineage', {}), indent=2, default=str))}</pre>"))
     return write_page(out, html_page(f"Dataset {m.ref}", sections, data, note=note), data)
 

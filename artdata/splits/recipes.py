@@ -29,6 +29,7 @@ from artdata.paths import Home
 from artdata.splits.clean import (RegionMap, equal_count_bins, medium_tags, non_painting_flag, normalise_medium,
                              resolve_culture, top_n)
 from artdata.datasets.records import SOURCE_FIELDS, conform
+from artdata.splits.groups import GROUP_BY, grouped_split, straddling
 
 SPLITS = ("train", "val", "test")
 USABLE = ("ok", "pending")
@@ -287,7 +288,7 @@ RECIPES: dict[str, Recipe] = {
                     "auction lots by equal-count price bins (appraisal study) + metadata feature table"),
     "movement": Recipe(movement_recipe, {}, 1, "class-per-folder images (import-folder), e.g. art movements"),
 }
-COMMON = {"min_count": None, "max_per_class": None, "seed": 0, "ratios": (0.8, 0.1, 0.1)}
+COMMON = {"min_count": None, "max_per_class": None, "seed": 0, "ratios": (0.8, 0.1, 0.1), "group_by": "artwork"}
 
 
 def _read_ids(path) -> set[str]:
@@ -334,6 +335,8 @@ def resolve_params(recipe: str, given: dict) -> dict:
     p = {**allowed, **{k: v for k, v in given.items() if v is not None}}
     if p["min_count"] is None:
         p["min_count"] = r.min_count
+    if p["group_by"] not in GROUP_BY:
+        raise ArtdataError(f"--group-by must be one of {', '.join(GROUP_BY)}, not {p['group_by']!r}")
     p["ratios"] = tuple(float(x) for x in p["ratios"])
     for k, v in list(p.items()):
         if isinstance(v, list):
@@ -421,6 +424,10 @@ def split_manifest(home: Home, recipe: str, parent: Manifest | Merged, p: dict, 
         log.add(f"classes with at least {p['min_count']}", df, dropped)
         if len(small):
             extra["dropped_classes"] = {k: int(v) for k, v in small.sort_index().items()}
+        if df.empty and len(counts):      # every class too small: say what would keep some
+            top, n = counts.index[0], int(counts.iloc[0])
+            raise ArtdataError(f"recipe {recipe}: no class of {parent.ref} has {p['min_count']} records (the largest, "
+                               f"{top}, has {n} of {int(counts.sum())}): try --min-count {n} or lower")
     if p["max_per_class"]:
         strat = df["_stratum"] if multi else df["label"]
         before = len(df)
@@ -431,24 +438,50 @@ def split_manifest(home: Home, recipe: str, parent: Manifest | Merged, p: dict, 
         raise ArtdataError(f"recipe {recipe} kept no records from {parent.ref}; see the steps: "
                            + "; ".join(f"{s['step']}: {s['rows']}" for s in log.steps))
     strata = df["_stratum"] if multi else df["label"]
-    df = df.assign(split=stratified_split(df["_key"], strata, p["ratios"], p["seed"]))
+    kept = parent.take(df["_row"].to_numpy())         # the kept rows, every column (streamed)
+    groups, gcard = _groups(home, kept, df, p)
+    if p["group_by"] == "none":          # today's record-by-record split, exactly
+        df = df.assign(split=stratified_split(df["_key"], strata, p["ratios"], p["seed"]))
+    else:
+        df = df.assign(split=grouped_split(df["_key"].tolist(), strata.astype(str).tolist(), groups,
+                                           p["ratios"], p["seed"]))
+    splits = df["split"].tolist()
+    gcard["straddling"] = len(straddling(groups, splits))
+    gcard["near_duplicate_pairs_straddling"] = sum(splits[a] != splits[b] for a, b in gcard.pop("_pairs"))
+    extra["groups"] = gcard
     if not multi:
         df = df.assign(labels=None)
     log.add("split", df, label=label_col)
     if multi:
         df = df.assign(label=None)
-    kept = parent.take(df["_row"].to_numpy())
-    kept = kept.drop_columns([c for c in ("label", "labels", "split") if c in kept.column_names])
+    kept = kept.drop_columns([c for c in ("label", "labels", "split", "group") if c in kept.column_names])
     labels = df["labels"].map(lambda v: None if v is None or (isinstance(v, float) and v != v) else list(v))
     kept = kept.append_column("label", pa.array(df["label"].where(df["label"].notna(), None).tolist(), pa.string()))
     kept = kept.append_column("labels", pa.array(labels.tolist(), pa.list_(pa.string())))
     kept = kept.append_column("split", pa.array(df["split"].tolist(), pa.string()))
+    kept = kept.append_column("group", pa.array(groups, pa.string()))
     table = conform(kept)
     params_card = {k: (list(v) if isinstance(v, tuple) else v) for k, v in p.items()}
     extra_tables = {}
     if recipe == "price":
         extra_tables["features"] = price_features(df, p, extra)
     parents = parent.refs if isinstance(parent, Merged) else [parent.ref]
+    warnings = []
+    if not multi and df["label"].nunique() == 1:
+        warnings.append(f"only one class ({df['label'].iloc[0]}): a classifier has nothing to tell apart (check the "
+                        f"input {parent.ref} and the recipe's filters)")
+    if isinstance(parent, Merged):     # a source none of whose records survived: name it and why
+        first = log.steps[0].get("rows_by_source") or {}
+        reasons: dict = {}
+        for step in log.steps:
+            for src, why in (step.get("dropped_by_source") or {}).items():
+                for reason, n in why.items():
+                    reasons.setdefault(src, Counter())[reason] += n
+        for src in sorted(set(first) - set(df["source"])):
+            top = ", ".join(f"{r} {n}" for r, n in reasons.get(src, Counter()).most_common(3)) or "no reason recorded"
+            warnings.append(f"every record of {src} ({first[src]}) was dropped: {top}")
+    if warnings:
+        extra["warnings"] = warnings
     if isinstance(parent, Merged):     # the classes each source brought, for the card and the dataset report
         extra["classes_by_source"] = {
             src: dict(sorted(Counter(x for x in g[label_col] if isinstance(x, str)).items())) if not multi else
@@ -461,6 +494,21 @@ def split_manifest(home: Home, recipe: str, parent: Manifest | Merged, p: dict, 
     return write_manifest(home.manifests, name or f"{parent.name}-{recipe}", table, lineage=lineage,
                           description=f"{recipe} split of {parent.ref}: {RECIPES[recipe].about}",
                           extra=card_extra, extra_tables=extra_tables)
+
+
+def _groups(home: Home, kept: pa.Table, df: pd.DataFrame, p: dict) -> tuple[list[str], dict]:
+    """The artwork (or artist) group of each kept record (`kept`: their rows, in df's order) and the card's
+    `groups` entry (splits/groups.py)."""
+    from artdata.console import HarvestProgress
+    from artdata.datasets.images import ImageStore
+    from artdata.splits.groups import find_groups
+    extras = kept.column("extra").to_pylist() if "extra" in kept.column_names else [None] * len(df)
+    col = (lambda c: df[c].tolist() if c in df.columns else [None] * len(df))
+    groups, pairs, card = find_groups(ImageStore(home.images), df["_key"].tolist(), col("source"), col("source_id"),
+                                      extras, col("image_key"), col("fingerprint"), col("artist"),
+                                      group_by=p["group_by"], progress=HarvestProgress("fingerprints from the store"))
+    card["_pairs"] = [(q["a"], q["b"]) for q in pairs]
+    return groups, card
 
 
 def price_features(df: pd.DataFrame, p: dict, extra: dict) -> pa.Table:
@@ -510,3 +558,18 @@ def demo_stage(home: Home, results: dict, quick: bool = False) -> None:
         console.print(f"  culture from {len(museums)} museums: {m.ref} -> {m.path}")
         for src, classes in m.card["classes_by_source"].items():
             console.print(f"    {src:9} " + ", ".join(f"{k} {v}" for k, v in classes.items()))
+        g = m.card["groups"]
+        plain = build_split(home, "culture", [x.ref for x in museums], name="demo-cultures-ungrouped", min_count=3,
+                            group_by="none").card["groups"]
+        t = m.table(columns=["source", "source_id", "group", "split"]).to_pylist()
+        members: dict = {}
+        for r in t:
+            members.setdefault(r["group"], []).append(r)
+        across = {k: v for k, v in members.items() if len({r["source"] for r in v}) > 1}
+        console.print(f"  groups: {g['count']} for {len(t)} records; {len(across)} works reach the split from "
+                      f"several museums ({g['near_duplicate_pairs']} near-duplicate image pairs, "
+                      f"{g['linked_records']} records linked by Wikidata or parent); groups in two splits: "
+                      f"{g['straddling']}, pairs across splits: {g['near_duplicate_pairs_straddling']} (record by "
+                      f"record, --group-by none: {plain['near_duplicate_pairs_straddling']} pairs across splits)")
+        for k, v in sorted(across.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:3]:
+            console.print(f"    {k}: " + ", ".join(f"{r['source']}:{r['source_id']} ({r['split']})" for r in v))

@@ -1,0 +1,203 @@
+"""A perceptual fingerprint of a decoded image: a 64-bit DCT hash of its trimmed luminance.
+
+Made where an image is already decoded (`images.process_image`, which the image workers, the Scrapy
+pipeline, import-folder and materialize all use) and kept in the record's `fingerprint` column;
+`fingerprint_bytes` makes it from a stored JPEG for manifests made before.
+
+    fp = fingerprint(img)          # int in [-2**63, 2**63): fits a Parquet int64 column
+    d = hamming(fp_a, fp_b)        # 0 (same picture) .. 64
+
+The recipe (FINGERPRINT_VERSION names it; a split's card records it):
+1. luminance only (a colour shift between two photographs of one work moves little);
+2. a larger image is first reduced by a whole factor (exact box average); the image workers
+   already hold the decoded, resized (256 px) image, which is used as it is;
+3. solid frames are trimmed (a border one museum adds, a copy stand's backdrop), so that bordered
+   and unbordered copies describe the same picture; paper is not a solid frame (see trim_frame);
+4. resized to 32x32, 2-D DCT, the 63 AC coefficients of the 8x8 lowest frequencies and (8, 0),
+   each bit set when its coefficient is above their median (insensitive to brightness, contrast,
+   JPEG). Half the bits are set, so distances are even.
+
+`structure` makes the second, finer description used to confirm a candidate pair
+(`artdata.splits.neardup.similarity`). Measured on real artwork images in bench/README.md.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+FINGERPRINT_VERSION = "dct64-trim-v1"
+HASH_SIDE = 32
+WORK_SIDE = 384      # larger images are reduced by a whole factor first (stored ones are 256 px)
+
+
+def _dct_matrix(n: int) -> np.ndarray:
+    k = np.arange(n)
+    m = np.cos(np.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * n)) * np.sqrt(2.0 / n)
+    m[0] /= np.sqrt(2.0)
+    return m
+
+
+_DCT = _dct_matrix(HASH_SIDE)
+# the 63 AC coefficients of the 8x8 lowest frequencies, and (8, 0): 64 bits
+_ZIGZAG = [(u, v) for u in range(8) for v in range(8) if (u, v) != (0, 0)] + [(8, 0)]
+_ZU = np.array([u for u, _ in _ZIGZAG])
+_ZV = np.array([v for _, v in _ZIGZAG])
+_BITS = (np.uint64(1) << np.arange(64, dtype=np.uint64))
+
+
+def gray(img: Image.Image, side: int = WORK_SIDE) -> Image.Image:
+    """The image's luminance ("L"), reduced by a whole factor while its longer side exceeds `side`
+    (an exact box average; a stored 256 px image is used as it is)."""
+    if img.mode not in ("L", "RGB"):
+        if "A" in img.getbands() or img.mode == "P":
+            img = img.convert("RGBA")
+            bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(bg, img)
+        img = img.convert("RGB")
+    if img.mode != "L":
+        img = img.convert("L")               # one channel before any resampling: 3x less work
+    factor = max(img.size) // side
+    return img.reduce(factor) if factor >= 2 else img
+
+
+def luminance(img: Image.Image, side: int = WORK_SIDE) -> np.ndarray:
+    """float32 luminance (0..255) of `gray(img, side)`."""
+    return np.asarray(gray(img, side), dtype=np.float32)
+
+
+def _trim_once(a: np.ndarray, box: tuple[int, int, int, int], tol: float, share: float,
+               max_trim: float) -> tuple[int, int, int, int]:
+    top, bottom, left, right = box
+    v = a[top:bottom, left:right]
+    h, w = v.shape
+    if h < 8 or w < 8:
+        return box
+    edge = np.concatenate([v[0], v[-1], v[:, 0], v[:, -1]])
+    colour = int(np.median(edge))
+    if all((np.abs(line.astype(np.int16) - colour) <= tol).mean() < share
+           for line in (v[0], v[-1], v[:, 0], v[:, -1])):
+        return box                           # no side is a frame's row or column: most pictures
+    near = np.abs(v.astype(np.int16) - colour) <= tol
+    rows = near.mean(axis=1) >= share
+    cols = near.mean(axis=0) >= share
+
+    def run(mask: np.ndarray, limit: int) -> int:
+        stop = np.flatnonzero(~mask[:limit])
+        return int(stop[0]) if stop.size else limit
+
+    lim_h, lim_w = int(h * max_trim), int(w * max_trim)
+    return (top + run(rows, lim_h), bottom - run(rows[::-1], lim_h),
+            left + run(cols, lim_w), right - run(cols[::-1], lim_w))
+
+
+def trim_box(a: np.ndarray, tol: float = 6.0, share: float = 0.97, max_trim: float = 0.3,
+             rounds: int = 3, shave: int = 2) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of `a` once solid frames are cut away: outer rows/columns (almost)
+    all of one colour.
+
+    The frame colour is the median of the outermost pixels; a row or column belongs to the frame
+    while at least `share` of its pixels are within `tol` grey levels of it. Repeated (a museum's
+    border around a copy stand's background is two frames), each time shaving `shave` more pixels
+    (the ringing of the frame's edge). Paper is not a solid frame: its grain and the light's
+    fall-off exceed `tol`, so a print's margin or a drawing's sheet stays part of the picture,
+    the same in every copy. At most `max_trim` of a side goes per round."""
+    box = (0, a.shape[0], 0, a.shape[1])
+    for _ in range(rounds):
+        new = _trim_once(a, box, tol, share, max_trim)
+        if new == box:
+            break
+        t, b, l, r = new
+        if min(b - t, r - l) > 4 * shave + 8:
+            new = (t + shave, b - shave, l + shave, r - shave)
+        box = new
+    return box
+
+
+def trim_frame(a: np.ndarray, **kw) -> np.ndarray:
+    """`a` without its solid frames (see trim_box)."""
+    t, b, l, r = trim_box(a, **kw)
+    return a[t:b, l:r]
+
+
+def resize_array(a: np.ndarray, w: int, h: int) -> np.ndarray:
+    """A float array resized to w x h with a box filter."""
+    return np.asarray(Image.fromarray(a, mode="F").resize((w, h), Image.BOX), dtype=np.float32)
+
+
+def _bits(small: np.ndarray) -> int:
+    coef = _DCT @ small @ _DCT.T
+    ac = coef[_ZU, _ZV]
+    bits = ac > np.median(ac)
+    value = int(np.bitwise_or.reduce(_BITS[bits])) if bits.any() else 0
+    return value - (1 << 64) if value >= (1 << 63) else value
+
+
+def hash_array(lum: np.ndarray) -> int:
+    """The 64-bit hash of a (trimmed) luminance array, as a signed int64 value."""
+    return _bits(resize_array(np.asarray(lum, np.float32), HASH_SIDE, HASH_SIDE).astype(np.float64))
+
+
+def fingerprint(img: Image.Image) -> int:
+    """The perceptual fingerprint of a decoded image (see the module docstring)."""
+    g = gray(img)
+    t, b, l, r = trim_box(np.asarray(g))
+    small = g.resize((HASH_SIDE, HASH_SIDE), Image.BOX, box=(l, t, r, b))
+    return _bits(np.asarray(small, dtype=np.float64))
+
+
+def hamming(a: int, b: int) -> int:
+    return ((a ^ b) & 0xFFFFFFFFFFFFFFFF).bit_count()
+
+
+def as_uint64(values) -> np.ndarray:
+    """int64 fingerprints (as stored) -> uint64 array with the same bits."""
+    return np.asarray(values, dtype=np.int64).view(np.uint64)
+
+
+# ---------------------------------------------------------------- structure (for confirmation)
+
+STRUCTURE_SIDE = 96
+
+
+def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur with reflected edges (numpy only; Pillow cannot blur float images)."""
+    r = max(1, int(3 * sigma))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k = (k / k.sum()).astype(np.float32)
+    p = np.pad(a, r, mode="reflect")
+    p = np.apply_along_axis(lambda v: np.convolve(v, k, mode="valid"), 0, p)
+    return np.apply_along_axis(lambda v: np.convolve(v, k, mode="valid"), 1, p).astype(np.float32)
+
+
+def structure(img: Image.Image | np.ndarray, side: int = STRUCTURE_SIDE) -> np.ndarray:
+    """Trimmed luminance at side x side, high-passed (minus a blur of side/12): what is drawn or
+    painted, without paper tone and lighting fall-off (float32 grey levels, ~zero mean)."""
+    if isinstance(img, np.ndarray):
+        a = resize_array(np.asarray(img, np.float32), side, side)
+    else:
+        g = gray(img)
+        t, b, l, r = trim_box(np.asarray(g))
+        a = np.asarray(g.resize((side, side), Image.BOX, box=(l, t, r, b)), dtype=np.float32)
+    return (a - _blur(a, side / 12)).astype(np.float32)
+
+
+def fingerprint_bytes(data: bytes) -> int | None:
+    """The fingerprint of an encoded image (a stored JPEG); None when it cannot be decoded."""
+    import io
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            return fingerprint(im)
+    except (OSError, SyntaxError, ValueError, EOFError):
+        return None
+
+
+def structure_bytes(data: bytes) -> np.ndarray | None:
+    """The structure map of an encoded image; None when it cannot be decoded."""
+    import io
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            return structure(im)
+    except (OSError, SyntaxError, ValueError, EOFError):
+        return None

@@ -1,0 +1,89 @@
+"""Leak-free splits (#22): what fingerprints cost in a harvest, and how fast the near-duplicate search is.
+
+    python bench/neardup_bench.py cost                 # fingerprint share of the image workers' time
+    python bench/neardup_bench.py search --n 1000000   # every pair within 8 bits among 1,000,000
+
+cost: `process_image` (decode with JPEG draft, resize to 256 px, encode q90: the image workers' whole job)
+on (a) 1024x768 JPEGs from the mirror's renderer (harvest_bench.py's inputs) and (b) the eight real CC0
+paintings of tests/fixtures/artworks enlarged to the AIC IIIF size (843 px wide), timed with the
+fingerprint and with it switched off, interleaved, best of 5 rounds each.
+
+search: n random 64-bit fingerprints with 10,000 planted pairs at 0..radius bits; `pairs_within` (block
+tables) must return every planted pair; wall time and peak memory of the search alone.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cost(rounds: int = 5) -> None:
+    import artdata.datasets.images as images
+    from artdata.mirror.sample import render_jpeg
+    cfg = images.ImageConfig(size=256)
+    synthetic = [render_jpeg(f"bench:{i}", f"class{i % 7}", (1024, 768)) for i in range(40)]
+    real = []
+    for p in sorted((ROOT / "tests" / "fixtures" / "artworks").glob("*.jpg")):
+        im = Image.open(p).convert("RGB")
+        im = im.resize((843, round(im.height * 843 / im.width)), Image.LANCZOS)
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=90)
+        real += [buf.getvalue()] * 5
+    keep = images.fingerprint
+    for name, data in (("mirror 1024x768", synthetic), ("real paintings 843 px wide", real)):
+        best = {"with": float("inf"), "without": float("inf")}
+        for _ in range(rounds):
+            for mode in ("with", "without"):
+                images.fingerprint = keep if mode == "with" else (lambda im: None)
+                t = time.perf_counter()
+                for d in data:
+                    images.process_image(d, cfg)
+                best[mode] = min(best[mode], (time.perf_counter() - t) / len(data))
+        images.fingerprint = keep
+        share = (best["with"] - best["without"]) / best["with"]
+        print(f"{name}: {1e3 * best['without']:.2f} ms/image without, {1e3 * best['with']:.2f} ms with the "
+              f"fingerprint: {100 * share:.1f} % of the worker's time (images/s down {100 * share:.1f} %)")
+
+
+def search(n: int, radius: int, planted: int = 10_000, seed: int = 0) -> None:
+    from artdata.splits.neardup import pairs_within, plan
+    rng = np.random.default_rng(seed)
+    fps = rng.integers(-2**63, 2**63 - 1, size=n, dtype=np.int64, endpoint=True)
+    u = fps.view(np.uint64)
+    src = rng.choice(n, size=2 * planted, replace=False)
+    truth = set()
+    for s, d in zip(src[:planted], src[planted:]):
+        v = u[s]
+        for b in rng.choice(64, size=int(rng.integers(0, radius + 1)), replace=False):
+            v ^= np.uint64(1) << np.uint64(b)
+        u[d] = v
+        truth.add((int(min(s, d)), int(max(s, d))))
+    blocks, keys = plan(len(np.unique(fps)), radius)
+    t = time.perf_counter()
+    i, j, d = pairs_within(fps, radius)
+    wall = time.perf_counter() - t
+    found = set(zip(i.tolist(), j.tolist()))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"n={n:,} radius={radius}: {len(i):,} pairs in {wall:.1f} s ({blocks} blocks, keys of {keys}: "
+          f"{__import__('math').comb(blocks, keys)} tables); planted pairs found {len(truth & found):,}/{len(truth):,}; "
+          f"peak RSS {peak:.0f} MB")
+    if truth - found:
+        sys.exit("missed planted pairs")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=("cost", "search"))
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--radius", type=int, default=8)
+    a = ap.parse_args()
+    cost() if a.what == "cost" else search(a.n, a.radius)

@@ -1,0 +1,261 @@
+"""Recall and false pairs of the near-duplicate step (#22) on real artwork images with planted duplicates.
+
+    # the images: 267 CC0 paintings of the Art Institute of Chicago (its IIIF images, 843 px wide), as
+    # published in the public GitHub repository klv4de/ArtWall under github_collections/images/
+    python bench/neardup_quality.py build --images DIR      # once: the set under bench/out/neardup/
+    python bench/neardup_quality.py measure                 # the figures of bench/README.md
+
+build: every painting is a distinct image, and so is each of three look-alike versions of it, each family
+sharing what fools a plain hash (every member of a family is a different work):
+  - "drawing": the work as a faint drawing (12-20 % contrast) on one kind of toned paper, the same lamp
+    fall-off, the same placement;
+  - "print": the work small in the middle of the same wide blank margin, with a plate mark;
+  - "sketchbook": the work as a page on the same dark copy stand, same placement and light;
+each sheet of paper has its own grain. All are stored as artdata stores images (256 px shorter side,
+JPEG q90). Each distinct image then gets one planted duplicate, with a transform drawn from TRANSFORMS
+(re-encoded q55-85; resized 0.4-0.8; cropped 0-4 % a side, at least one side 2 %; bordered 3-8 % in white,
+black, grey or cream; colour-shifted: channel gains 0.85-1.15, gamma 0.8-1.25, saturation 0.7-1.3; and
+three combinations), seeded.
+
+measure: fingerprints and structure maps of all images; candidate pairs within RADIUS bits
+(`pairs_within`); confirmed by `similarity` >= threshold. Recall = planted (original, copy) pairs found;
+false pairs = pairs between images of different works, per 1,000 distinct images.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import random
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+
+from artdata.datasets.fingerprint import as_uint64, fingerprint, structure
+from artdata.splits.neardup import RADIUS, THRESHOLD, pairs_within, similarity
+
+OUT = Path(__file__).resolve().parent / "out" / "neardup"
+
+
+TRANSFORMS = ("reencode", "resize", "crop", "border", "colour", "resize+reencode+crop",
+              "border+colour", "crop+colour+reencode")
+
+
+def jpeg(img: Image.Image, q: int) -> Image.Image:
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, "JPEG", quality=q)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def crop(img: Image.Image, rng: random.Random, lo=0.02, hi=0.04) -> Image.Image:
+    w, h = img.size
+    l, t, r, b = (rng.uniform(0, hi) for _ in range(4))
+    # at least one side loses `lo`
+    side = rng.randrange(4)
+    vals = [l, t, r, b]
+    vals[side] = max(vals[side], lo)
+    l, t, r, b = vals
+    return img.crop((round(l * w), round(t * h), w - round(r * w), h - round(b * h)))
+
+
+def border(img: Image.Image, rng: random.Random) -> Image.Image:
+    w, h = img.size
+    pad = round(max(w, h) * rng.uniform(0.03, 0.08))
+    colour = rng.choice([(255, 255, 255), (0, 0, 0), (128, 128, 128), (240, 235, 220)])
+    return ImageOps.expand(img.convert("RGB"), border=pad, fill=colour)
+
+
+def colour(img: Image.Image, rng: random.Random) -> Image.Image:
+    a = np.asarray(img.convert("RGB"), dtype=np.float32) / 255
+    gains = np.array([rng.uniform(0.85, 1.15) for _ in range(3)], dtype=np.float32)
+    gamma = rng.uniform(0.8, 1.25)
+    a = np.clip(a * gains, 0, 1) ** gamma
+    out = Image.fromarray((a * 255).astype(np.uint8))
+    return ImageEnhance.Color(out).enhance(rng.uniform(0.7, 1.3))
+
+
+def resize(img: Image.Image, rng: random.Random) -> Image.Image:
+    s = rng.uniform(0.4, 0.8)
+    w, h = img.size
+    return img.resize((max(16, round(w * s)), max(16, round(h * s))), Image.LANCZOS)
+
+
+def duplicate(img: Image.Image, kind: str, rng: random.Random) -> Image.Image:
+    out = img.convert("RGB")
+    for step in kind.split("+"):
+        if step == "reencode":
+            out = jpeg(out, rng.randint(55, 85))
+        elif step == "resize":
+            out = resize(out, rng)
+        elif step == "crop":
+            out = crop(out, rng)
+        elif step == "border":
+            out = border(out, rng)
+        elif step == "colour":
+            out = colour(out, rng)
+        else:
+            raise ValueError(kind)
+    return jpeg(out, 90)
+
+
+# ---------------------------------------------------------------- hard distinct families
+
+def _paper(size, seed: int, tone=(226, 214, 190), grain_seed: int | None = None) -> np.ndarray:
+    w, h = size
+    r = np.random.default_rng(seed if grain_seed is None else grain_seed)
+    grain = Image.fromarray((r.normal(0, 1, (h // 4 + 1, w // 4 + 1)) * 40 + 128).clip(0, 255).astype(np.uint8))
+    grain = np.asarray(grain.resize((w, h), Image.BICUBIC).filter(ImageFilter.GaussianBlur(1.5)), np.float32) - 128
+    yy, xx = np.mgrid[0:h, 0:w]
+    fall = 1 - 0.18 * (((xx - w * 0.35) / w) ** 2 + ((yy - h * 0.4) / h) ** 2)   # off-centre lamp
+    base = np.array(tone, np.float32)[None, None, :] * fall[..., None]
+    return base + grain[..., None] * 0.12
+
+
+class Families:
+    """Shared backgrounds: every member of a family has the same paper tone, light fall-off,
+    margins and stand; only the paper's grain is each sheet's own (as with real sheets)."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+        self.members = 0
+        self.stand_seed = seed + 3
+        self._sheet = lambda g: _paper((620, 800), seed + 1, grain_seed=g)
+        self._margin = lambda g: _paper((700, 900), seed + 2, tone=(238, 234, 224), grain_seed=g)
+        self._page = lambda g: _paper((600, 760), seed + 4, tone=(232, 224, 205), grain_seed=g)
+        stand = np.full((800, 1000, 3), (38, 36, 34), np.float32)
+        r = np.random.default_rng(seed + 3)
+        stand += r.normal(0, 3, stand.shape[:2])[..., None]
+        self.stand = stand
+
+    def _grain(self) -> int:
+        self.members += 1
+        return 1000 + self.seed * 100000 + self.members
+
+    def drawing(self, img: Image.Image, contrast: float) -> Image.Image:
+        sheet = self._sheet(self._grain())
+        h, w = sheet.shape[:2]
+        g = ImageOps.grayscale(img)
+        g = ImageOps.fit(g, (int(w * 0.8), int(h * 0.8)))
+        ink = 1 - np.asarray(g, np.float32) / 255          # dark strokes where the work is dark
+        out = sheet
+        y0, x0 = int(h * 0.1), int(w * 0.1)
+        region = out[y0:y0 + ink.shape[0], x0:x0 + ink.shape[1]]
+        region *= (1 - contrast * ink)[..., None]
+        return Image.fromarray(out.clip(0, 255).astype(np.uint8))
+
+    def print_(self, img: Image.Image) -> Image.Image:
+        out = self._margin(self._grain())
+        h, w = out.shape[:2]
+        pw, ph = int(w * 0.5), int(h * 0.42)
+        work = np.asarray(ImageOps.fit(ImageOps.grayscale(img), (pw, ph)), np.float32)
+        tone = work[..., None] * np.array([1.0, 0.97, 0.9], np.float32)
+        x0, y0 = (w - pw) // 2, int(h * 0.22)
+        # plate mark: a slightly darker rectangle around the image
+        out[y0 - 14:y0 + ph + 14, x0 - 14:x0 + pw + 14] *= 0.97
+        out[y0:y0 + ph, x0:x0 + pw] = tone
+        return Image.fromarray(out.clip(0, 255).astype(np.uint8))
+
+    def sketchbook(self, img: Image.Image) -> Image.Image:
+        out = self.stand.copy()
+        page = self._page(self._grain())
+        ph, pw = page.shape[:2]
+        g = ImageOps.fit(ImageOps.grayscale(img), (int(pw * 0.7), int(ph * 0.6)))
+        ink = 1 - np.asarray(g, np.float32) / 255
+        y0, x0 = int(ph * 0.15), int(pw * 0.15)
+        page[y0:y0 + ink.shape[0], x0:x0 + ink.shape[1]] *= (1 - 0.35 * ink)[..., None]
+        oy, ox = 20, 200
+        out[oy:oy + ph, ox:ox + pw] = page
+        return Image.fromarray(out.clip(0, 255).astype(np.uint8))
+
+
+# ---------------------------------------------------------------- build and measure
+
+def build(images: Path, seed: int = 0) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    fam = Families(seed)
+    rows = []
+    for path in sorted(images.glob("*.jpg")):
+        img = Image.open(path).convert("RGB")
+        variants = {"painting": img, "drawing": fam.drawing(img, rng.uniform(0.12, 0.20)),
+                    "print": fam.print_(img), "sketchbook": fam.sketchbook(img)}
+        for family, im in variants.items():
+            name = f"{family}-{path.stem}"
+            s = 256 / min(im.size)
+            im = jpeg(im.resize((round(im.width * s), round(im.height * s)), Image.LANCZOS), 90)
+            im.save(OUT / f"{name}.jpg", quality=90)
+            kind = rng.choice(TRANSFORMS)
+            duplicate(im, kind, rng).save(OUT / f"{name}.dup.jpg", quality=90)
+            rows.append({"name": name, "work": path.stem, "family": family, "kind": kind})
+    (OUT / "index.json").write_text(json.dumps(rows, indent=1))
+    print(f"{len(rows)} distinct images and {len(rows)} planted duplicates in {OUT}")
+
+
+def measure(radius: int = RADIUS, thresholds=(0.3, 0.35, 0.4, 0.45, 0.5)) -> None:
+    rows = json.loads((OUT / "index.json").read_text())
+    items = []
+    for r in rows:
+        items += [(OUT / f"{r['name']}.jpg", r), (OUT / f"{r['name']}.dup.jpg", r)]
+    imgs = []
+    for f, _ in items:
+        im = Image.open(f)
+        im.load()
+        imgs.append(im)
+    t = time.perf_counter()
+    fps = np.array([fingerprint(im) for im in imgs], dtype=np.int64)
+    t_fp = (time.perf_counter() - t) / len(imgs)
+    t = time.perf_counter()
+    st = [structure(im) for im in imgs]
+    t_st = (time.perf_counter() - t) / len(imgs)
+    n = len(rows)
+    planted = {(2 * k, 2 * k + 1): rows[k] for k in range(n)}
+    u = as_uint64(fps)
+    print(f"{len(items)} images ({n} distinct + {n} planted copies); fingerprint {1e3 * t_fp:.2f} ms, "
+          f"structure {1e3 * t_st:.2f} ms an image")
+    dist = {p: int(np.bitwise_count(u[p[0]] ^ u[p[1]])) for p in planted}
+    by = defaultdict(list)
+    for p, r in planted.items():
+        by[r["kind"]].append(dist[p])
+    print("planted pairs, fingerprint distance: median / 95th percentile / max")
+    for k, ds in sorted(by.items()):
+        print(f"  {k:24s} {len(ds):4d} pairs  {np.median(ds):4.1f} {np.percentile(ds, 95):5.1f} {max(ds):3d}")
+    i, j, d = pairs_within(fps, radius)
+    found = set(zip(i.tolist(), j.tolist()))
+    work = [r["work"] for _, r in items]
+    false = [p for p in found if work[p[0]] != work[p[1]]]
+    print(f"radius {radius}: hash recall {sum(p in found for p in planted) / n:.3f}, candidate pairs {len(found)}, "
+          f"of them between different works {len(false)} ({1000 * len(false) / n:.0f} per 1,000 images)")
+    t = time.perf_counter()
+    sims = {p: similarity(st[p[0]], st[p[1]], enough=max(thresholds)) for p in found}
+    t_c = (time.perf_counter() - t) / max(1, len(found))
+    fams = sorted({r["family"] for r in rows})
+    print(f"confirmation: {1e3 * t_c:.1f} ms a candidate pair")
+    print("threshold  recall  false pairs (per 1,000)   recall by family: " + " ".join(fams))
+    for th in thresholds:
+        ok = {p for p, s in sims.items() if s >= th}
+        rec = sum(p in ok for p in planted) / n
+        fp_ = [p for p in ok if work[p[0]] != work[p[1]]]
+        fam_rec = []
+        for f in fams:
+            ps = [p for p, r in planted.items() if r["family"] == f]
+            fam_rec.append(f"{sum(p in ok for p in ps) / len(ps):.3f}")
+        by_k = Counter(r["kind"] for p, r in planted.items() if p not in ok)
+        print(f"  {th:.2f}     {rec:.3f}   {len(fp_):5d} ({1000 * len(fp_) / n:5.1f})        {' '.join(fam_rec)}"
+              f"   missed by transform: {dict(by_k.most_common(3))}")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=("build", "measure"))
+    ap.add_argument("--images", type=Path)
+    a = ap.parse_args()
+    if a.what == "build":
+        if not a.images:
+            sys.exit("build needs --images DIR (the paintings, *.jpg)")
+        build(a.images)
+    else:
+        measure()
