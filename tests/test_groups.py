@@ -310,3 +310,23 @@ def test_dataset_report_shows_the_largest_groups(two_museums):
     section = text[text.index("Largest groups"):]
     assert "8 groups (artwork) for 16 records" in section and "groups in two splits: 0" in section
     assert section.count('class="thumb"') >= 10                      # five groups, both museums' images each
+
+
+def test_stored_fingerprints_are_read_whole_when_some_records_have_none(two_museums, works):
+    """A manifest whose records keep their fingerprints, beside one without an image (pending): the 64-bit
+    values must reach the search intact (through pandas a null would turn the column into float64)."""
+    home, _ = two_museums
+    store = ImageStore(home.images)
+    recs = []
+    for w, im in enumerate(works):
+        for src, data in (("met", jpeg(im)), ("aic", jpeg(PLANTED["re-encoded"](im)))):
+            res = process_image(data, ImageConfig(size=256))
+            store.put(res.data, res.key)
+            recs.append(new_record(src, f"{w}{src[0]}", medium="Oil on canvas" if w % 2 else "Oil on panel",
+                                   artist=f"Painter {w % 4}", **res.fields()))
+    recs.append(new_record("aic", "no-image", medium="Oil on panel", artist="Painter 9"))      # pending
+    assert all(r["fingerprint"] is not None for r in recs[:-1])
+    m = write_manifest(home.manifests, "kept-fps", to_table(recs), lineage={"source": "test"})
+    s = build_split(home, "medium", m.ref, name="kept-fps-medium", min_count=1, ratios=(0.5, 0.25, 0.25))
+    g = s.card["groups"]
+    assert g["near_duplicate_pairs"] == 8 and g["fingerprints_computed"] == 0 and g["count"] == 9

@@ -504,8 +504,10 @@ def _groups(home: Home, kept: pa.Table, df: pd.DataFrame, p: dict) -> tuple[list
     from artdata.splits.groups import find_groups
     extras = kept.column("extra").to_pylist() if "extra" in kept.column_names else [None] * len(df)
     col = (lambda c: df[c].tolist() if c in df.columns else [None] * len(df))
+    # from Arrow, not pandas: an int64 column with a null becomes float64 there, which cannot hold 64 bits
+    fps = kept.column("fingerprint").to_pylist() if "fingerprint" in kept.column_names else [None] * len(df)
     groups, pairs, card = find_groups(ImageStore(home.images), df["_key"].tolist(), col("source"), col("source_id"),
-                                      extras, col("image_key"), col("fingerprint"), col("artist"),
+                                      extras, col("image_key"), fps, col("artist"),
                                       group_by=p["group_by"], progress=HarvestProgress("fingerprints from the store"))
     card["_pairs"] = [(q["a"], q["b"]) for q in pairs]
     return groups, card
