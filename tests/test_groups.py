@@ -168,6 +168,12 @@ def test_record_links_from_the_museums_fields():
     assert links[3] == ["obj:iiif:m1", "wd:Q42"] and links[4] == ["obj:aic:9"]
     g = artwork_groups(["met:1", "nga:7", "nga:5", "iiif:m1", "aic:9"], links)
     assert g == ["met:1", "met:1", "met:1", "iiif:m1", "aic:9"]       # the Met work, its NGA copy and its parent
+    # the canvases of one IIIF manifest (crawl iiif --all-canvases: one record a canvas) are one artwork
+    canvas = [json.dumps({"manifest": "https://x.org/m/1.json", "canvas": f"https://x.org/c/{k}"}) for k in (1, 2)]
+    other = json.dumps({"manifest": "https://x.org/m/2.json", "canvas": "https://x.org/c/9"})
+    g = artwork_groups(["iiif:a#1", "iiif:a#2", "iiif:b"],
+                       record_links(["iiif"] * 3, ["a#1", "a#2", "b"], canvas + [other]))
+    assert g == ["iiif:a#1", "iiif:a#1", "iiif:b"]
 
 
 def _records(n_groups=300, seed=0):

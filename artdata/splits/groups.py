@@ -118,8 +118,9 @@ def _qid(value) -> str | None:
 
 def record_links(sources, source_ids, extras) -> list[list[str]]:
     """For each record, the keys it shares with the other records of its artwork: its own object,
-    a declared parent (NGA `parentid`), its Wikidata item (Met `objectWikidata_URL`, NGA
-    `wikidataid`, IIIF metadata labelled Wikidata). `extras` are the records' `extra` JSON texts
+    its IIIF manifest (the canvases of one manifest: `crawl iiif --all-canvases`), a declared parent
+    (NGA `parentid`), its Wikidata item (Met `objectWikidata_URL`, NGA `wikidataid`, IIIF metadata
+    labelled Wikidata). `extras` are the records' `extra` JSON texts
     (None or unreadable: no keys from it)."""
     out = []
     for src, sid, ex in zip(sources, source_ids, extras):
@@ -134,6 +135,9 @@ def record_links(sources, source_ids, extras) -> list[list[str]]:
             q = _qid(obj.get(field))
             if q:
                 keys.append(f"wd:{q}")
+        manifest = obj.get("manifest")
+        if src == "iiif" and isinstance(manifest, str) and manifest:
+            keys.append(f"obj:iiif:{manifest}")           # the canvases of one manifest (--all-canvases)
         parent = obj.get("parentid")
         if src == "nga" and isinstance(parent, (int, str)) and str(parent).strip() not in ("", "0"):
             keys.append(f"obj:nga:{str(parent).strip()}")
