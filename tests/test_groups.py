@@ -336,3 +336,16 @@ def test_stored_fingerprints_are_read_whole_when_some_records_have_none(two_muse
     s = build_split(home, "medium", m.ref, name="kept-fps-medium", min_count=1, ratios=(0.5, 0.25, 0.25))
     g = s.card["groups"]
     assert g["near_duplicate_pairs"] == 8 and g["fingerprints_computed"] == 0 and g["count"] == 9
+
+
+def test_cli_build_split_group_by(two_museums):
+    home, m = two_museums
+    runner = CliRunner()
+    r = runner.invoke(app, ["build-split", "medium", "--from", m.ref, "--name", "cli-artist", "--min-count", "1",
+                            "--group-by", "artist", "--ratios", "0.5,0.25,0.25", "--home", str(home.root)])
+    assert r.exit_code == 0, r.output
+    assert "groups (artist): 4 for 16 records, largest 4" in r.output and "groups in two splits: 0" in r.output
+    r = runner.invoke(app, ["build-split", "medium", "--from", m.ref, "--min-count", "1", "--group-by", "museum",
+                            "--home", str(home.root)])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines()[-1] == "Error: --group-by must be one of artwork, artist, none, not 'museum'"
