@@ -145,3 +145,30 @@ def test_merged_culture_split_from_met_cleveland_and_nga(tmp_path):
     from artdata.reports.report import dataset_report
     page = dataset_report(home, "three-museums").read_text()
     assert "Fields per source" in page and "objects.departmentabbr" in page
+
+
+def test_merge_names_a_source_it_dropped_whole_and_a_single_class_is_said(tmp_path):
+    """build-split over several sources: one whose every record is dropped is named with the reasons; a split
+    left with one class says so; a --min-count no class meets suggests the largest class's size."""
+    from typer.testing import CliRunner
+    from artdata.cli import app
+    from artdata.datasets.manifest import write_manifest
+    from artdata.datasets.records import new_record, to_table
+    from artdata.paths import Home
+    home = Home(tmp_path / "home")
+    met = [new_record("met", str(i), status="ok", classification="Paintings", culture="French",
+                      image_key=f"{i:064x}") for i in range(30)]
+    other = [new_record("cleveland", str(i), status="ok", classification="Sculpture", culture="Italian",
+                        image_key=f"{i + 100:064x}") for i in range(12)]
+    write_manifest(home.manifests, "m", to_table(met), lineage={"source": "met", "parents": []})
+    write_manifest(home.manifests, "c", to_table(other), lineage={"source": "cleveland", "parents": []})
+    r = CliRunner().invoke(app, ["build-split", "culture", "--from", "m", "--from", "c", "--min-count", "5",
+                                 "--home", str(home.root)])
+    assert r.exit_code == 0, r.output
+    assert "Warning: every record of cleveland (12) was dropped" in r.output and "classification" in r.output
+    assert "Warning: only one class (French)" in r.output
+    r = CliRunner().invoke(app, ["build-split", "culture", "--from", "m", "--min-count", "100", "--home",
+                                 str(home.root)])
+    assert r.exit_code == 1
+    assert "no class of m@" in r.output and "the largest, French, has 30 of 30" in r.output
+    assert "try --min-count 30 or lower" in r.output

@@ -82,7 +82,9 @@ def build_split_cmd(
 def import_folder_cmd(
     folder: Path = typer.Argument(..., help="A folder with one sub-folder of images per class."),
     name: str = typer.Option(..., help="Manifest name."),
-    image_size: int = typer.Option(512, help="Shorter side of stored images."),
+    image_size: int = typer.Option(512, help="Shorter side of stored images (512, not the crawls' 256: a "
+                                             "collection imported whole is often the movement study's, whose "
+                                             "Inception-v3 trains on 299 px crops)."),
     workers: Optional[int] = WorkersOpt,
     home: Optional[Path] = HomeOpt,
 ):

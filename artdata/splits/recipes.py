@@ -46,10 +46,13 @@ CULTURE_STUDY = ("American", "British", "Chinese", "Dutch", "Flemish", "French",
 @dataclass
 class StepLog:
     steps: list[dict] = field(default_factory=list)
+    merged: bool = False        # the input held several sources: every step counts per source from then on
 
     def add(self, name: str, df: pd.DataFrame, dropped: Counter | None = None, label: str | None = "label"):
         entry = {"step": name, "rows": int(len(df)), "dropped": dict((dropped or Counter()).most_common())}
-        if "source" in df.columns and (df["source"].nunique() > 1 or getattr(dropped, "by_source", None)
+        if "source" in df.columns and df["source"].nunique() > 1:
+            self.merged = True
+        if "source" in df.columns and (self.merged or getattr(dropped, "by_source", None)
                                        and len(dropped.by_source) > 1):
             entry["rows_by_source"] = {k: int(v) for k, v in sorted(Counter(df["source"]).items())}
             if getattr(dropped, "by_source", None):
