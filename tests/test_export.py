@@ -7,7 +7,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import tarfile
 from collections import Counter
 from pathlib import Path

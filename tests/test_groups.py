@@ -19,7 +19,7 @@ from artdata import ArtdataError
 from artdata.cli import app
 from artdata.datasets.fingerprint import fingerprint, fingerprint_bytes, hamming, structure
 from artdata.datasets.images import ImageConfig, ImageStore, process_image
-from artdata.datasets.manifest import load, write_manifest
+from artdata.datasets.manifest import write_manifest
 from artdata.datasets.records import new_record, to_table
 from artdata.paths import Home
 from artdata.splits.groups import (artist_groups, artwork_groups, grouped_split, record_links, straddling)

@@ -9,7 +9,6 @@
 
 Every dump is built in tmp_path; every answer comes from the loopback mirror (nothing leaves the machine)."""
 import csv
-import gzip
 import io
 import json
 import tarfile

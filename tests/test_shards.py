@@ -13,7 +13,7 @@ from artdata.datasets.export import ExportConfig, export
 from artdata.datasets.images import ImageStore
 from artdata.paths import Home
 from artdata.train import shards as S
-from artdata.train.data import DataConfig, create_loader, load_splits
+from artdata.train.data import create_loader, load_splits
 from artdata.train.loop import TrainArgs, evaluate, evaluate_run, load_run, main
 from test_train import CLASSES, make_split
 

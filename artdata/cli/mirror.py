@@ -57,7 +57,7 @@ def _extra_mirror_lines(m):
              f"Cleveland: {api}/cma/api      (crawl cleveland --api-base ...)",
              f"NGA data:  {api}/nga/data     (crawl nga ...)",
              f"IIIF:      {api}/iiif/3/collection.json   (crawl iiif ...; /iiif/2/ for Presentation 2)",
-             f"           one sub-collection per department, e.g. the paintings the demo harvests:",
+             "           one sub-collection per department, e.g. the paintings the demo harvests:",
              f"           {api}/iiif/3/collection/european-paintings.json"]
     if hasattr(m, "findartinfo"):
         lines.append(f"findartinfo: {api} (e.g. /english/A/browse-by-artist.html)")

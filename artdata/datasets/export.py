@@ -33,7 +33,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -428,7 +428,7 @@ def _license_yaml(p: Plan) -> str:
 def hf_card(p: Plan, features: dict, split_files: dict[str, list[str]], split_bytes: dict[str, int],
             res: ExportResult) -> str:
     """README.md with the YAML header the Hub reads: licence, task, one data_files entry per split, features."""
-    m, c = p.manifest, p.manifest.card
+    m = p.manifest
     q = yaml_quote
     lines = ["---", f"license: {_license_yaml(p)}", "task_categories:", "- image-classification",
              f"pretty_name: {q(m.name)}", "tags:", "- artdata", "- art", "configs:", "- config_name: default",

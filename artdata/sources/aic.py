@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import quote, urlencode
 
 from artdata import ArtdataError
-from artdata.harvest.runner import Job, decode_json, fetch_record
+from artdata.harvest.runner import Job, fetch_record
 from artdata.harvest.client import PoliteClient
 from artdata.datasets.records import STATUS_FILTERED, STATUS_NO_IMAGE, STATUS_NOT_FOUND, STATUS_NOT_PUBLIC_DOMAIN, \
     extra_json, new_record

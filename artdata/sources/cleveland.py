@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from artdata import ArtdataError
-from artdata.harvest.runner import Job, decode_json, fetch_record
+from artdata.harvest.runner import Job, fetch_record
 from artdata.harvest.client import PoliteClient
 from artdata.datasets.records import STATUS_FILTERED, STATUS_NO_IMAGE, STATUS_NOT_FOUND, STATUS_NOT_PUBLIC_DOMAIN, \
     extra_json, new_record

@@ -8,7 +8,6 @@ Tate's copyright terms, so `thumbnailCopyright` is kept and can be filtered on.
 from __future__ import annotations
 
 import io
-import json
 import math
 import re
 from dataclasses import dataclass, field

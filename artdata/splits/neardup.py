@@ -91,7 +91,6 @@ def pairs_within(fingerprints, radius: int, progress=None) -> tuple[np.ndarray, 
     if u >= 2 and radius > 0:
         b, k = plan(u, radius)
         blocks = _blocks(b)
-        idx = np.arange(u, dtype=np.int64)
         tables = list(combinations(range(b), k))
         for t, chosen in enumerate(tables):
             mask = np.uint64(0)
