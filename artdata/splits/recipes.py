@@ -29,7 +29,7 @@ from artdata.paths import Home
 from artdata.splits.clean import (RegionMap, equal_count_bins, medium_tags, non_painting_flag, normalise_medium,
                              resolve_culture, top_n)
 from artdata.datasets.records import SOURCE_FIELDS, conform
-from artdata.splits.groups import GROUP_BY, grouped_split, straddling
+from artdata.splits.groups import GROUP_BY, grouped_split, split_counts, straddling
 
 SPLITS = ("train", "val", "test")
 USABLE = ("ok", "pending")
@@ -96,16 +96,6 @@ def _need(df: pd.DataFrame, cols, recipe: str) -> None:
 def _rank(seed: int, keys: pd.Series) -> np.ndarray:
     return np.array([int.from_bytes(hashlib.sha256(f"{seed}:{k}".encode()).digest()[:8], "big") for k in keys],
                     dtype=np.uint64)
-
-
-def split_counts(n: int, ratios: tuple[float, ...]) -> list[int]:
-    """Largest-remainder allocation of n items over the ratios (deterministic)."""
-    raw = [n * r for r in ratios]
-    counts = [math.floor(x) for x in raw]
-    order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - counts[i]), i))
-    for i in order[: n - sum(counts)]:
-        counts[i] += 1
-    return counts
 
 
 def stratified_split(keys: pd.Series, strata: pd.Series, ratios=(0.8, 0.1, 0.1), seed: int = 0) -> pd.Series:
