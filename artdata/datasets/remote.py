@@ -159,25 +159,30 @@ def _cap(n: int) -> str:
     return f"{n / (1 << 20):g} MB" if n >= 1 << 20 else f"{n} bytes"
 
 
+def _capped_pieces(f, total: int | None, cap: int, deadline: float, where: str, what: str):
+    """The pieces of a whole remote body, refused over `cap` bytes (declared or received: `what` may have at
+    most that) and cut off past `deadline` (TimeoutError)."""
+    if total is not None and total > cap:
+        raise RemoteRefused(f"{where}: {total} bytes, over the {_cap(cap)} {what} may have")
+    n = 0
+    while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        data = f.read(PIECE)
+        if not data:
+            return
+        n += len(data)
+        if n > cap:
+            raise RemoteRefused(f"{where}: over the {_cap(cap)} {what} may have; not read further")
+        yield data
+
+
 def _read_small(fs, path: str, where: str, cap: int, timeout: float) -> bytes:
     """A whole remote document of at most `cap` bytes, within `timeout` seconds."""
     deadline = time.monotonic() + timeout
     f, _, total, _ = _open_body(fs, path, 0, None, timeout)
     with f:
-        if total is not None and total > cap:
-            raise RemoteRefused(f"{where}: {total} bytes, over the {_cap(cap)} a remote's JSON may have")
-        parts, n = [], 0
-        while True:
-            if time.monotonic() > deadline:
-                raise TimeoutError
-            data = f.read(PIECE)
-            if not data:
-                break
-            n += len(data)
-            if n > cap:
-                raise RemoteRefused(f"{where}: over the {_cap(cap)} a remote's JSON may have; not read further")
-            parts.append(data)
-    return b"".join(parts)
+        return b"".join(_capped_pieces(f, total, cap, deadline, where, "a remote's JSON"))
 
 
 def _read_json(fs, path: str, where: str):
@@ -712,23 +717,15 @@ def _fetch_image(fs, path: str, url: str, store: ImageStore, key: str, timeout: 
     dest = store.path(key)
     f, _, total, _ = _open_body(fs, path, 0, None, timeout)
     with f:
-        if total is not None and total > MAX_IMAGE_BYTES:
-            raise RemoteRefused(f"{url}: {total} bytes, over the {_cap(MAX_IMAGE_BYTES)} an image may have")
+        pieces = _capped_pieces(f, total, MAX_IMAGE_BYTES, deadline, url, "an image")
+        first = next(pieces, b"")          # a declared size over the cap is refused before anything is written
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.parent / f".pull-{os.getpid()}-{uuid.uuid4().hex[:8]}.part"
         try:
-            h, n = hashlib.sha256(), 0
+            h = hashlib.sha256(first)
             with open(tmp, "wb") as out:
-                while True:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError
-                    data = f.read(PIECE)
-                    if not data:
-                        break
-                    n += len(data)
-                    if n > MAX_IMAGE_BYTES:
-                        raise RemoteRefused(f"{url}: over the {_cap(MAX_IMAGE_BYTES)} an image may have; "
-                                            f"not read further")
+                out.write(first)
+                for data in pieces:
                     h.update(data)
                     out.write(data)
             if h.hexdigest() != key:
