@@ -349,3 +349,26 @@ def test_cli_build_split_group_by(two_museums):
                             "--home", str(home.root)])
     assert r.exit_code == 1
     assert r.output.strip().splitlines()[-1] == "Error: --group-by must be one of artwork, artist, none, not 'museum'"
+
+
+# Fingerprints are stored in the records and compared with those of later harvests: the recipe may get faster,
+# never different, unless FINGERPRINT_VERSION changes with it (and these values).
+PINNED = {"aic-100026.jpg": -5541716464322308836, "aic-100342.jpg": 1374457390412162509,
+          "aic-100343.jpg": -5524912860367437382, "aic-100344.jpg": -3598108823897001495,
+          "aic-100352.jpg": 3883260500041455130, "aic-100356.jpg": -2071904246806240365,
+          "aic-14572.jpg": 7323814501894423438, "aic-86297.jpg": 8290957556020622476}
+PINNED_FRAMED = {"aic-100026.jpg": -5253486088304814820, "aic-100342.jpg": 1374457390412162509,
+                 "aic-100343.jpg": -5524877675861147334}
+
+
+def test_the_fingerprint_recipe_is_pinned():
+    from artdata.datasets.fingerprint import FINGERPRINT_VERSION
+    assert FINGERPRINT_VERSION == "dct64-trim-v1"
+    for p in WORKS:
+        with Image.open(p) as im:
+            assert fingerprint(im) == PINNED[p.name], p.name
+            if p.name in PINNED_FRAMED:          # a stored 256 px copy in a near-white frame (the trim runs)
+                im = im.convert("RGB")
+                framed = ImageOps.expand(im.resize((256, round(im.height * 256 / im.width))), border=20,
+                                         fill=(250, 250, 250))
+                assert fingerprint(framed) == PINNED_FRAMED[p.name], p.name

@@ -42,7 +42,9 @@ _DCT = _dct_matrix(HASH_SIDE)
 _ZIGZAG = [(u, v) for u in range(8) for v in range(8) if (u, v) != (0, 0)] + [(8, 0)]
 _ZU = np.array([u for u, _ in _ZIGZAG])
 _ZV = np.array([v for _, v in _ZIGZAG])
-_BITS = (np.uint64(1) << np.arange(64, dtype=np.uint64))
+_ZIDX = _ZU * 8 + _ZV                      # their places in the 9x8 block, row by row
+_DCT_ROWS = np.ascontiguousarray(_DCT[:9])
+_DCT_COLS = np.ascontiguousarray(_DCT[:8].T)
 
 
 def gray(img: Image.Image, side: int = WORK_SIDE) -> Image.Image:
@@ -74,8 +76,9 @@ def _trim_once(a: np.ndarray, box: tuple[int, int, int, int], tol: float, share:
         return box
     edge = np.concatenate([v[0], v[-1], v[:, 0], v[:, -1]])
     colour = int(np.median(edge))
-    if all((np.abs(line.astype(np.int16) - colour) <= tol).mean() < share
-           for line in (v[0], v[-1], v[:, 0], v[:, -1])):
+    near_edge = np.abs(edge.astype(np.int16) - colour) <= tol
+    # the share of each side (top, bottom, left, right) near that colour
+    if (np.add.reduceat(near_edge, [0, w, 2 * w, 2 * w + h]) / (w, w, h, h) < share).all():
         return box                           # no side is a frame's row or column: most pictures
     near = np.abs(v.astype(np.int16) - colour) <= tol
     rows = near.mean(axis=1) >= share
@@ -125,10 +128,11 @@ def resize_array(a: np.ndarray, w: int, h: int) -> np.ndarray:
 
 
 def _bits(small: np.ndarray) -> int:
-    coef = _DCT @ small @ _DCT.T
-    ac = coef[_ZU, _ZV]
-    bits = ac > np.median(ac)
-    value = int(np.bitwise_or.reduce(_BITS[bits])) if bits.any() else 0
+    # only the 9x8 lowest frequencies are used: rows 0-8 and columns 0-7 of the 2-D DCT
+    ac = (_DCT_ROWS @ small @ _DCT_COLS).ravel()[_ZIDX]
+    mid = np.partition(ac, (31, 32))
+    bits = ac > (mid[31] + mid[32]) / 2          # above the median of the 64
+    value = int(np.packbits(bits, bitorder="little").view("<u8")[0])
     return value - (1 << 64) if value >= (1 << 63) else value
 
 
