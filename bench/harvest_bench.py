@@ -132,6 +132,8 @@ def main():
     ap.add_argument("--img2dataset", default="/tmp/i2d/bin/img2dataset")
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3, help="artdata runs, each between two ceiling runs")
+    ap.add_argument("--fingerprint-ab", type=int, default=0, metavar="PAIRS",
+                    help="instead: PAIRS pairs of artdata runs with and without the fingerprint (#22)")
     a = ap.parse_args()
     (OUT / "src").mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -158,6 +160,8 @@ def main():
         m.add_route("media", "/bench/", serve)
         urls = OUT / "urls.txt"
         urls.write_text("".join(f"{m.media_base}/bench/{i:05d}.jpg\n" for i in range(a.images)))
+        if a.fingerprint_ab:
+            return fingerprint_ab(a, urls)
         before = ceiling(files)
         print(f"ceiling (decode+resize+encode, {os.cpu_count()} processes): {before:.0f} images/s")
         for r in range(a.rounds):
@@ -202,6 +206,51 @@ def main():
         print(f"artdata / img2dataset (round 1): {first['images_per_s'] / results['img2dataset']['images_per_s']:.2f}x "
               f"images/s, RSS {first['peak_rss_mb'] / results['img2dataset']['peak_rss_mb']:.2f}x")
     (OUT / "harvest_bench.json").write_text(json.dumps(results, indent=2))
+
+
+def artdata_cmd(fingerprint: bool) -> list[str]:
+    """`python -m artdata`, or the same with bench/_no_fingerprint.py imported in the harvest's process and its
+    forkserver (the image workers are forked from it)."""
+    if fingerprint:
+        return [sys.executable, "-m", "artdata"]
+    here = str(Path(__file__).resolve().parent)
+    # artdata sets its own preload list (artdata.harvest.workers): the switch is added to whatever it sets
+    # (the forkserver finds the switch through PYTHONPATH: it does not take the parent's sys.path)
+    return [sys.executable, "-c", f"import os, sys, runpy, multiprocessing.forkserver as fs; sys.path.insert(0, {here!r}); "
+            f"os.environ['PYTHONPATH'] = os.pathsep.join([{here!r}] + sys.path[1:]); "
+            "keep = fs.set_forkserver_preload; "
+            "fs.set_forkserver_preload = lambda names: keep(list(names) + ['_no_fingerprint']); "
+            "import _no_fingerprint; sys.argv[0] = 'artdata'; runpy.run_module('artdata', run_name='__main__')"]
+
+
+def fingerprint_ab(a, urls: Path) -> None:
+    """PAIRS pairs of the same harvest with and without the fingerprint, the order swapped every pair (this VM
+    drifts over minutes): the median of the pairs' images/s ratios is the fingerprint's cost in a harvest."""
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    drops = []
+    for pair in range(a.fingerprint_ab):
+        got = {}
+        for fp in ((True, False) if pair % 2 == 0 else (False, True)):
+            home = OUT / "artdata-home"
+            shutil.rmtree(home, ignore_errors=True)
+            wall, rss, out = measured(artdata_cmd(fp) + ["crawl", "urls", str(urls), "--image-size", "256",
+                                                         "--rate", "100000", "--concurrency", str(a.concurrency),
+                                                         "--home", str(home)])
+            ok = sum(1 for _ in (home / "images").rglob("*.jpg"))
+            import pyarrow.parquet as pq
+            made = pq.read_table(next((home / "manifests").rglob("records-*.parquet")), columns=["fingerprint"])
+            have = made.column("fingerprint").null_count < made.num_rows
+            if have != fp:
+                raise SystemExit(f"run {'with' if fp else 'without'} the fingerprint: fingerprints "
+                                 f"{'missing' if fp else 'made'} (the switch did not reach the image workers)")
+            got[fp] = ok / wall
+            rates[fp].append(ok / wall)
+            print(f"pair {pair + 1}, {'with   ' if fp else 'without'} the fingerprint: {ok} images in {wall:.1f}s = "
+                  f"{ok / wall:.0f} images/s, peak RSS {rss / 2**20:.0f} MB")
+        drops.append(1 - got[True] / got[False])
+    print(f"images/s with the fingerprint: median {statistics.median(rates[True]):.0f}, without: "
+          f"{statistics.median(rates[False]):.0f}; drop per pair: {', '.join(f'{100 * d:.1f} %' for d in drops)}; "
+          f"median {100 * statistics.median(drops):.1f} %")
 
 
 def _steal() -> float:
