@@ -504,3 +504,31 @@ def test_the_trainer_does_not_follow_a_symlink_out_of_the_image_store(tmp_path, 
     assert f"skipping image {keys[0]}: {store.path(keys[0])} leads outside the image store {store.root} " \
            f"(to {outside}); not read" in caplog.text
     assert ds[1] is not None and ds[2] is not None
+
+
+def test_no_reader_of_the_image_store_follows_a_link_out_of_it(tmp_path):
+    """A stored image replaced by a link to a file outside the store (a key file, say): the report's thumbnails,
+    verify, export and push --with-images refuse it with a line naming both paths, and its bytes reach nothing."""
+    from artdata.reports.page import thumbnail
+    home = Home(tmp_path / "home")
+    m = make_split(home, n_per_class=4, name="gen")
+    store = ImageStore(home.images)
+    key = m.table(["image_key"]).column("image_key").to_pylist()[0]
+    secret = tmp_path / "id_ed25519.jpg"
+    secret.write_bytes(jpeg_bytes(64, 64) + b"PRIVATE-KEY-MATERIAL")   # decodable, so only the check stops it
+    store.path(key).unlink()
+    store.path(key).symlink_to(secret)
+    said = f"{store.path(key)} leads outside the image store {store.root} (to {secret}); not read"
+    with pytest.raises(OSError, match="leads outside the image store"):
+        store.get(key)
+    assert thumbnail(store, key) is None
+    assert store.check(key) == said
+    out = tmp_path / "exported"
+    line = _error_line(_invoke("manifests", "export", "gen", out, "--format", "imagefolder", "--home", home.root))
+    assert said in line, line
+    dest = tmp_path / "pushed"
+    line = _error_line(_invoke("manifests", "push", "gen", dest, "--with-images", "--home", home.root))
+    assert line == f"Error: push: {said}", line
+    for root in (out, dest):
+        for f in (root.rglob("*") if root.exists() else ()):
+            assert not f.is_file() or b"PRIVATE-KEY-MATERIAL" not in f.read_bytes(), f

@@ -144,8 +144,7 @@ def read_image(store: ImageStore, key: str, rec: str) -> bytes:
     """The stored JPEG of `key`, checked against its sha256."""
     path = store.path(key)
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
+        data = store.get(key)
     except FileNotFoundError:
         raise ExportError(f"record {rec}: image {key} is not in the store {store.root} "
                           f"(run `artdata manifests materialize` first)") from None

@@ -153,8 +153,20 @@ class ImageStore:
     def has(self, key: str) -> bool:
         return self.path(key).is_file()
 
+    def resolve(self, key: str) -> Path:
+        """The file that holds `key`, refused (OSError naming both) when it resolves outside the store: the
+        store never writes a link, but a home can be copied, shared or tampered with, and a link out of it
+        (to a key file, /dev/zero) must not be read into a report, an export or a push."""
+        path = self.path(key)
+        real = os.path.realpath(path)
+        root = os.path.realpath(self.root)
+        if os.path.commonpath([real, root]) != root:
+            raise OSError(f"{path} leads outside the image store {self.root} (to {real}); not read")
+        return Path(real)
+
     def get(self, key: str) -> bytes:
-        return self.path(key).read_bytes()
+        with open(self.resolve(key), "rb") as fh:
+            return fh.read()
 
     def put(self, data: bytes, key: str | None = None) -> str:
         """Store `data` under its sha256 (computed if not given); a no-op when already present."""
@@ -191,7 +203,11 @@ class ImageStore:
         p = self.path(key)
         if not p.is_file():
             return "missing"
-        if hashlib.sha256(p.read_bytes()).hexdigest() != key:
+        try:
+            data = self.get(key)
+        except OSError as exc:
+            return str(exc)
+        if hashlib.sha256(data).hexdigest() != key:
             return "checksum mismatch"
         return None
 

@@ -396,11 +396,15 @@ def _push_images(fs, root: str, m: Manifest, store: ImageStore, res: PushResult,
     for i in range(0, len(todo), 64):       # batches: an async store (s3fs) sends each batch concurrently
         batch = todo[i:i + 64]
         remote = [_join(images_root, k[:2], k[2:4], f"{k}.jpg") for k in batch]
+        try:                        # a stored file that is a link out of the store is never sent
+            local = [store.resolve(k) for k in batch]
+        except OSError as exc:
+            raise RemoteError(f"push: {exc}") from None
         if _is_local(fs):
-            for k, r in zip(batch, remote):
-                _put_file(fs, store.path(k), r)
+            for path, r in zip(local, remote):
+                _put_file(fs, path, r)
         else:
-            fs.put([str(store.path(k)) for k in batch], remote)
+            fs.put([str(path) for path in local], remote)
         res.images_uploaded += len(batch)
         for _ in batch if progress else ():
             progress.advance("uploaded")
