@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import logging
 import math
-import os
 from collections import Counter
 from dataclasses import dataclass
 
