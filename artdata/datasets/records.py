@@ -100,6 +100,9 @@ SPLIT_SCHEMA = pa.schema(
 )
 RECORD_COLUMNS = tuple(RECORD_SCHEMA.names)
 KEY_COLUMNS = ("source", "source_id")
+# Several records of one museum object (its other photographs: `crawl met --all-images`, `crawl nga --all-views`):
+# view k (1-based) of object 436535 is source_id "436535#view=1"; the object's own record keeps its plain id.
+VIEW_SEP = "#view="
 
 # Where each harvester takes the fields the recipes read from (museum field -> schema field). Merged splits
 # write the part for their sources into the card (`field_mapping`), and the dataset report shows it.
@@ -128,6 +131,16 @@ class RecordError(ValueError):
 
 def now_utc() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def object_of(source_id: str) -> str:
+    """The object a record stands for: the part of its source_id before VIEW_SEP (the id itself for a primary)."""
+    return str(source_id).partition(VIEW_SEP)[0]
+
+
+def view_id(source_id: str | int, k: int) -> str:
+    """The source_id of view `k` (1-based) of object `source_id`."""
+    return f"{source_id}{VIEW_SEP}{k}"
 
 
 def new_record(source: str, source_id: str | int, **fields: Any) -> dict:
