@@ -5,6 +5,11 @@ image URLs to try. The runner fetches with the polite client, processes images i
 pool into the store, and appends every finished record to a journal (one JSON line, flushed) so
 that a killed run resumes where it stopped: ids already in the journal are not fetched again
 (`retry_failed` re-runs the failed ones). At the end the journal becomes a versioned manifest.
+
+One id may give several records: a job's `views` (the object's other photographs, `crawl met --all-images`), each
+with its own image. They go to the journal before the object's own record, which lists them (VIEWS_KEY): a run
+killed in between has no record of the object and does it again; the manifest holds each object's record
+followed by the views its last run made.
 """
 from __future__ import annotations
 
@@ -27,7 +32,8 @@ from artdata.datasets.images import ImageConfig, ImageStore
 from artdata.datasets.manifest import Manifest, write_manifest
 from artdata.paths import Home
 from artdata.harvest.workers import ImageWorkers
-from artdata.datasets.records import STATUS_FAILED, STATUS_OK, STATUS_PENDING, new_record, now_utc, to_table
+from artdata.datasets.records import STATUS_FAILED, STATUS_OK, STATUS_PENDING, new_record, now_utc, object_of, \
+    to_table
 
 
 @dataclass
@@ -36,6 +42,13 @@ class Job:
     record: dict
     image_urls: list[str] = field(default_factory=list)
     min_side: int | None = None   # if an image's shorter side is below this, try the next URL
+    views: list["Job"] = field(default_factory=list)   # more records of the same object (its other images), each
+    #                                                    fetched like this one; a view that fails fails alone
+
+
+# the journal line of an object's own record lists the source_ids of the views its run wrote (before it);
+# runner-only: to_table keeps the schema's columns, so it never reaches a manifest
+VIEWS_KEY = "_views"
 
 
 class Source(Protocol):
@@ -214,15 +227,24 @@ async def _harvest(source: Source, cfg: HarvestConfig, home: Home, progress: _Pr
                 meta["selection"] = source.selection()
                 meta_path.write_text(json.dumps(meta, indent=2, default=str))
         if cfg.limit is not None:   # applied at run time: a larger --limit later extends the harvest
-            ids = ids[: cfg.limit]
-        todo = [i for i in ids if i not in done or (cfg.retry_failed and done[i]["status"] == STATUS_FAILED)]
+            ids = first_objects(ids, cfg.limit)
+        def redo(i) -> bool:    # not done yet, a view lost, or (retry_failed) the object or one of its views failed
+            views = [done.get(v) for v in done[i].get(VIEWS_KEY) or ()] if i in done else []
+            return i not in done or None in views or (cfg.retry_failed and any(
+                r["status"] == STATUS_FAILED for r in (done[i], *views)))
+        todo = [i for i in ids if redo(i)]
         skipped = len(ids) - len(todo)
         pool = None if cfg.metadata_only or not todo else await ImageWorkers(store, cfg.image, cfg.workers).start()
         crashes = 0
         progress.start(len(ids), skipped)
 
         async def one(sid):
-            rec = await _one(source, client, pool, sid, cfg)
+            rec, views = await _one(source, client, pool, sid, cfg)
+            for v in views:             # the views first: a run killed before the object's line does it again
+                journal.append(v)
+                counts[v["status"]] += 1
+            if views:
+                rec[VIEWS_KEY] = [v["source_id"] for v in views]
             journal.append(rec)
             counts[rec["status"]] += 1
             progress.advance(rec["status"])
@@ -237,7 +259,12 @@ async def _harvest(source: Source, cfg: HarvestConfig, home: Home, progress: _Pr
             progress.stop()
         stats = client.stats
     records = journal.load()
-    rows = [records[i] for i in ids if i in records]
+    listed = set(ids)
+    rows = []
+    for i in ids:                   # each object's record, then the views its last run made
+        if i in records:
+            rows.append(records[i])
+            rows += [records[v] for v in records[i].get(VIEWS_KEY) or () if v in records and v not in listed]
     manifest = None
     excluded = Counter()
     if cfg.keep_statuses is not None:
@@ -267,7 +294,9 @@ async def _harvest(source: Source, cfg: HarvestConfig, home: Home, progress: _Pr
                          time.monotonic() - t0, stats, crashes)
 
 
-async def _one(source: Source, client: PoliteClient, pool: ImageWorkers | None, sid: str, cfg: HarvestConfig) -> dict:
+async def _one(source: Source, client: PoliteClient, pool: ImageWorkers | None, sid: str,
+               cfg: HarvestConfig) -> tuple[dict, list[dict]]:
+    """The object's record and its views' records, images fetched (each view's alone)."""
     try:
         job = await source.job(client, sid)
     except FetchError as exc:
@@ -278,6 +307,12 @@ async def _one(source: Source, client: PoliteClient, pool: ImageWorkers | None, 
         job = Job(_failed(source.name, sid, "malformed record: nested too deeply to read"))
     except Exception as exc:     # any malformed value of one record: that record fails, the harvest goes on
         job = Job(_failed(source.name, sid, f"malformed record ({type(exc).__name__}: {str(exc)[:300]})"))
+    rec = await _with_image(client, pool, job, cfg)
+    views = [await _with_image(client, pool, v, cfg) for v in job.views]
+    return rec, [v for v in views if v["source_id"] != rec["source_id"]]
+
+
+async def _with_image(client: PoliteClient, pool: ImageWorkers | None, job: Job, cfg: HarvestConfig) -> dict:
     rec = job.record
     if rec["status"] == STATUS_PENDING and not cfg.metadata_only:
         if job.image_urls:
@@ -286,6 +321,19 @@ async def _one(source: Source, client: PoliteClient, pool: ImageWorkers | None, 
             rec.update(status=STATUS_FAILED, error="no image URL")
     rec["harvested_at"] = now_utc().isoformat()
     return rec
+
+
+def first_objects(ids: list[str], n: int) -> list[str]:
+    """The ids of the first `n` objects: a view listed among the ids (`crawl nga --all-views`) comes with its
+    object and is not counted apart."""
+    seen: set[str] = set()
+    for k, i in enumerate(ids):
+        o = object_of(i)
+        if o not in seen:
+            if len(seen) == n:
+                return ids[:k]
+            seen.add(o)
+    return ids
 
 
 async def drain(items, fn, workers: int) -> None:
