@@ -3,21 +3,25 @@
 Facts this follows are in shared/notes/met-api.md: text fields are "" when empty, withdrawn
 objects answer 404 {"message": "Not a valid object"}, the firewall blocks bursts with an HTML 403
 page, and `primaryImageSmall` ("web-large") is much lighter than the original `primaryImage`.
+
+With `all_images` an object's `additionalImages` (its other photographs: the back, details; listed as original
+URLs) become records too, one a view (records.VIEW_SEP: "436535#view=1"), with the object's fields.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
 from artdata import ArtdataError
 from artdata.harvest.runner import Job
 from artdata.harvest.client import PoliteClient
-from artdata.datasets.records import (STATUS_NO_IMAGE, STATUS_NOT_FOUND, STATUS_NOT_PUBLIC_DOMAIN, STATUS_FILTERED,
-                             extra_json, new_record)
-from artdata.sources import check_file, check_parquet, http_url, int32, json_answer, parse_bytes, record_id, shown, \
-    text as _s
+from artdata.datasets.records import (STATUS_FAILED, STATUS_NO_IMAGE, STATUS_NOT_FOUND, STATUS_NOT_PUBLIC_DOMAIN,
+                                      STATUS_FILTERED, extra_json, new_record, view_id)
+from artdata.sources import FieldError, check_file, check_parquet, http_url, int32, json_answer, parse_bytes, \
+    record_id, shown, text as _s
 
 DEFAULT_API = "https://collectionapi.metmuseum.org/public/collection/v1"
 # The web-large rendition is assumed to be about this long on its longest side; asking for a
@@ -25,6 +29,10 @@ DEFAULT_API = "https://collectionapi.metmuseum.org/public/collection/v1"
 WEB_LARGE_SIDE = 800
 # the largest --ids-from table read (MetObjects.csv is about 300 MB for its 480,000 objects); --max-member-bytes
 DEFAULT_MAX_MEMBER_BYTES = 2**30
+# the most additionalImages of one object made into views (all_images); the rest of a longer list is left out
+MAX_VIEWS = 100
+# the fields of a view's record that are its own; the others are copied from its object's record
+_VIEW_OWN = ("source", "source_id", "image_url", "extra", "status", "error")
 
 
 def _int(v) -> int | None:
@@ -44,6 +52,7 @@ class MetSource:
     image_size: int = 256
     # the largest --ids-from table read (a count of bytes, or text such as 2GiB)
     max_member_bytes: int | str | None = DEFAULT_MAX_MEMBER_BYTES
+    all_images: bool = False        # a record for each of an object's additionalImages too (its views)
     name: str = "met"
 
     def __post_init__(self):
@@ -54,7 +63,7 @@ class MetSource:
         return {"api_base": self.api_base, "departments": self.departments,
                 "classifications": self.classifications, "public_domain_only": self.public_domain_only,
                 "has_image": self.has_image, "since": self.since, "ids_from": self.ids_from,
-                "image_size": self.image_size}
+                "image_size": self.image_size, **({"all_images": True} if self.all_images else {})}
 
     # -- selection
     async def _department_ids(self, client: PoliteClient) -> list[int]:
@@ -182,12 +191,58 @@ class MetSource:
             return Job(rec)
         small, orig = http_url(obj.get("primaryImageSmall"), "primaryImageSmall"), \
             http_url(obj.get("primaryImage"), "primaryImage")
+        views = self._views(obj, rec, sid, {small, orig}) if self.all_images else []
         if not small and not orig:
             rec.update(status=STATUS_NO_IMAGE)
-            return Job(rec)
+            return Job(rec, views=views)
         urls = [u for u in ((small, orig) if self.image_size <= WEB_LARGE_SIDE else (orig, small)) if u]
         rec["image_url"] = urls[0]
-        return Job(rec, urls, min_side=self.image_size)
+        return Job(rec, urls, min_side=self.image_size, views=views)
+
+    def _views(self, obj: dict, rec: dict, sid: str, primary: set) -> list[Job]:
+        """A job per entry of the object's additionalImages (at most MAX_VIEWS; blanks and repeats of the primary
+        or of an earlier entry left out): the object's fields, its own image, a slim `extra`; a malformed entry is
+        that view's failed record naming it."""
+        listed = obj.get("additionalImages")
+        if listed is None or listed == "" or listed == []:
+            return []
+        fields = {k: v for k, v in rec.items() if k not in _VIEW_OWN}
+
+        def view(k: int, **own) -> dict:
+            extra = {"objectID": obj.get("objectID"), "objectWikidata_URL": obj.get("objectWikidata_URL"),
+                     "view": k, "parent": sid}
+            return new_record("met", view_id(sid, k), **fields, extra=extra_json(extra), **own)
+
+        if not isinstance(listed, list):
+            return [Job(view(1, status=STATUS_FAILED,
+                             error=f"object {sid}: additionalImages is {shown(listed, 40)}, not a list of URLs"))]
+        jobs, seen = [], set(primary)
+        for k, entry in enumerate(listed[:MAX_VIEWS], 1):
+            where = f"object {sid}: additionalImages[{k - 1}]"
+            if not isinstance(entry, str):
+                jobs.append(Job(view(k, status=STATUS_FAILED, error=f"{where}: {shown(entry, 40)}, not a URL")))
+                continue
+            try:
+                url = http_url(entry, where)
+            except FieldError as exc:
+                jobs.append(Job(view(k, status=STATUS_FAILED, error=str(exc))))
+                continue
+            if url is None or url in seen:
+                continue
+            seen.add(url)
+            small = web_large(url)
+            urls = [url] if small == url else [small, url] if self.image_size <= WEB_LARGE_SIDE else [url, small]
+            jobs.append(Job(view(k, image_url=urls[0]), urls, min_side=self.image_size))
+        return jobs
+
+
+def web_large(url: str) -> str:
+    """The web-large rendition of a Met image URL (".../CRDImages/eg/original/x.jpg" -> ".../web-large/x.jpg"),
+    or the URL itself when its path has no /original/."""
+    parts = urlsplit(url)
+    if "/original/" not in parts.path:
+        return url
+    return urlunsplit(parts._replace(path=parts.path.replace("/original/", "/web-large/", 1)))
 
 
 def record_from_object(obj: dict, sid: str | None = None) -> dict:
