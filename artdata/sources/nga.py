@@ -19,6 +19,10 @@ with it is not (kept by `--all-rights`, with no licence). A copy of the tables t
 (1/0) is followed where the row has a value. Images come from the museum's IIIF server,
 `{iiifurl}/full/!N,N/0/default.jpg` with N just large enough for `image_size` on the shorter side, never above
 the image's own size nor its `maxpixels` box.
+
+With `all_views` the object's other photographs (published_images rows of viewtype "alternate") are records too,
+listed after the object: view k by the rows' `sequence` then uuid (records.VIEW_SEP: "1234#view=1"), each with the
+object's fields, its own image and its own open-access rule.
 """
 from __future__ import annotations
 
@@ -35,7 +39,8 @@ import pandas as pd
 from artdata import ArtdataError
 from artdata.harvest.runner import Job
 from artdata.harvest.client import PoliteClient
-from artdata.datasets.records import STATUS_FAILED, STATUS_FILTERED, STATUS_NOT_PUBLIC_DOMAIN, extra_json, new_record
+from artdata.datasets.records import (STATUS_FAILED, STATUS_FILTERED, STATUS_NOT_PUBLIC_DOMAIN, VIEW_SEP, extra_json,
+                                      new_record, view_id)
 from artdata.sources import CappedReader, check_file, http_url, int32, integer as _int, parse_bytes, text as _s, \
     too_large
 
@@ -46,6 +51,8 @@ IMAGE_COLUMNS = ("depictstmsobjectid", "iiifurl", "viewtype", "maxpixels")   # a
 # the largest table read (a CSV, or the CSV inside a .zip, decompressed): the museum's are tens of MB (objects.csv
 # about 100 MB for its 130,000+ objects); --max-member-bytes raises it
 DEFAULT_MAX_MEMBER_BYTES = 512 * 2**20
+# the most alternate views of one object listed (all_views); the rest are left out
+MAX_VIEWS = 100
 
 
 def iiif_box(width, height, image_size: int, maxpixels=None) -> int:
@@ -123,16 +130,19 @@ class NgaSource:
     image_size: int = 256
     # the largest table (or zip member) read, decompressed (a count of bytes, or text such as 2GiB)
     max_member_bytes: int | str | None = DEFAULT_MAX_MEMBER_BYTES
+    all_views: bool = False         # a record for each alternate view of an object too
     name: str = "nga"
 
     def __post_init__(self):
         self.max_member_bytes = parse_bytes(self.max_member_bytes, DEFAULT_MAX_MEMBER_BYTES)
-        self._rows: dict[str, tuple[dict, dict, str | None]] | None = None
+        # objectid -> (object row, primary image row, nationality, alternate image rows in view order)
+        self._rows: dict[str, tuple[dict, dict, str | None, list[dict]]] | None = None
         self._loading: asyncio.Lock | None = None
 
     def selection(self) -> dict:
         return {"data": self.data, "classifications": self.classifications,
-                "open_access_only": self.open_access_only, "image_size": self.image_size}
+                "open_access_only": self.open_access_only, "image_size": self.image_size,
+                **({"all_views": True} if self.all_views else {})}
 
     @property
     def _remote(self) -> bool:
@@ -162,7 +172,7 @@ class NgaSource:
             raise ArtdataError(f"{self.data.rstrip('/')}/{name}.csv: HTTP 404 (nor {name}.zip)")
         raise ArtdataError(f"{self.data}: no {name}.csv (nor {name}.zip)")
 
-    async def _load(self, client: PoliteClient) -> dict[str, tuple[dict, dict, str | None]]:
+    async def _load(self, client: PoliteClient) -> dict[str, tuple[dict, dict, str | None, list[dict]]]:
         objects = await self._table(client, "objects", OBJECT_COLUMNS)
         images = await self._table(client, "published_images", IMAGE_COLUMNS)
         links = await self._table(client, "objects_constituents", ("objectid", "constituentid"), optional=True)
@@ -170,6 +180,14 @@ class NgaSource:
         primary = images[images["viewtype"].fillna("").str.lower() == "primary"]
         primary = primary.drop_duplicates("depictstmsobjectid")
         by_object = {str(r["depictstmsobjectid"]): r for r in primary.to_dict("records")}
+        alternates: dict[str, list[dict]] = {}
+        if self.all_views:
+            alt = images[images["viewtype"].fillna("").str.lower() == "alternate"]
+            for r in alt.to_dict("records"):
+                alternates.setdefault(str(r["depictstmsobjectid"]), []).append(r)
+            for rs in alternates.values():     # by sequence (a number; unreadable last), then uuid
+                rs.sort(key=lambda r: (_int(r.get("sequence")) is None, _int(r.get("sequence")) or 0,
+                                       _s(r.get("uuid")) or ""))
         nationality: dict[str, str] = {}
         if links is not None and people is not None:
             nat = {str(r["constituentid"]): _s(r["nationality"]) for r in people.to_dict("records")}
@@ -185,7 +203,8 @@ class NgaSource:
         for o in objects.to_dict("records"):
             oid = _s(o.get("objectid"))
             if oid and oid in by_object:
-                rows[oid] = ({k: v for k, v in o.items() if v is not None}, by_object[oid], nationality.get(oid))
+                rows[oid] = ({k: v for k, v in o.items() if v is not None}, by_object[oid], nationality.get(oid),
+                             alternates.get(oid, [])[:MAX_VIEWS])
         return rows
 
     def _why_not(self, obj: dict, img: dict) -> str | None:
@@ -198,8 +217,10 @@ class NgaSource:
 
     async def ids(self, client: PoliteClient) -> list[str]:
         self._rows = await self._load(client)
-        keep = [k for k, (o, i, _) in self._rows.items() if self._why_not(o, i) is None]
-        return sorted(keep, key=lambda k: (_int(k) is None, _int(k) or 0, k))
+        keep = [k for k, (o, i, _, _) in self._rows.items() if self._why_not(o, i) is None]
+        keep.sort(key=lambda k: (_int(k) is None, _int(k) or 0, k))
+        # an object's alternate views after it (whatever their own rights: a fair-use one is not_public_domain)
+        return [i for k in keep for i in (k, *(view_id(k, n) for n in range(1, len(self._rows[k][3]) + 1)))]
 
     async def job(self, client: PoliteClient, sid: str) -> Job:
         if self._rows is None:                      # a resumed run: ids.json was kept, the tables are read again,
@@ -207,13 +228,21 @@ class NgaSource:
             async with self._loading:
                 if self._rows is None:
                     self._rows = await self._load(client)
-        if sid not in self._rows:
-            raise ArtdataError(f"object {sid}: no longer in {self.data} (objects.csv with a primary image)")
-        obj, img, nationality = self._rows[sid]
+        oid, _, k = sid.partition(VIEW_SEP)
+        if oid not in self._rows:
+            raise ArtdataError(f"object {oid}: no longer in {self.data} (objects.csv with a primary image)")
+        obj, img, nationality, alternates = self._rows[oid]
+        view = {}
+        if k:
+            n = _int(k)
+            if not n or not 1 <= n <= len(alternates):
+                raise ArtdataError(f"object {oid}: view {k} no longer in {self.data} (published_images.csv has "
+                                   f"{len(alternates)} alternate view(s) of it)")
+            img, view = alternates[n - 1], {"view": n}
         is_open = open_access(img)
         rec = new_record(
             "nga", sid,
-            page_url=f"{WEBSITE}/art-object-page.{sid}.html",
+            page_url=f"{WEBSITE}/art-object-page.{oid}.html",
             license="CC0-1.0" if is_open else None,
             is_public_domain=is_open,
             title=_s(obj.get("title")),
@@ -227,7 +256,7 @@ class NgaSource:
             date_begin=int32(obj.get("beginyear")),
             date_end=int32(obj.get("endyear")),
             dimensions=_s(obj.get("dimensions")),
-            extra=extra_json({**obj, "image": {k: v for k, v in img.items() if v is not None}}),
+            extra=extra_json({**obj, "image": {c: v for c, v in img.items() if v is not None}, **view}),
         )
         why = self._why_not(obj, img)
         if why:
@@ -241,7 +270,7 @@ class NgaSource:
         base = http_url(img.get("iiifurl"), "published_images.csv iiifurl")
         if base is None:
             rec.update(status=STATUS_FAILED, error=f"published_images.csv: image {_s(img.get('uuid'))} of object "
-                                                   f"{sid} has an empty iiifurl")
+                                                   f"{oid} has an empty iiifurl")
             return Job(rec)
         base = base.rstrip("/")
         n = iiif_box(img.get("width"), img.get("height"), self.image_size, img.get("maxpixels"))
