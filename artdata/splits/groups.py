@@ -28,6 +28,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from artdata import ArtdataError
+from artdata.datasets.records import VIEW_SEP, object_of
 
 SPLITS = ("train", "val", "test")
 GROUP_BY = ("artwork", "artist", "none")
@@ -117,7 +118,8 @@ def _qid(value) -> str | None:
 
 
 def record_links(sources, source_ids, extras) -> list[list[str]]:
-    """For each record, the keys it shares with the other records of its artwork: its own object,
+    """For each record, the keys it shares with the other records of its artwork: its own object
+    (a view, `436535#view=1` of `crawl met --all-images` / `crawl nga --all-views`, shares its object's key),
     its IIIF manifest (the canvases of one manifest: `crawl iiif --all-canvases`), a declared parent
     (NGA `parentid`), its Wikidata item (Met `objectWikidata_URL`, NGA `wikidataid`, IIIF metadata
     labelled Wikidata). `extras` are the records' `extra` JSON texts
@@ -125,6 +127,8 @@ def record_links(sources, source_ids, extras) -> list[list[str]]:
     out = []
     for src, sid, ex in zip(sources, source_ids, extras):
         keys = [f"obj:{src}:{sid}"]
+        if isinstance(sid, str) and VIEW_SEP in sid:
+            keys.append(f"obj:{src}:{object_of(sid)}")        # the object's other photographs: one artwork
         try:
             obj = json.loads(ex) if isinstance(ex, str) and ex else {}
         except ValueError:
