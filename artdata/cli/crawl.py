@@ -71,6 +71,9 @@ def crawl_met(
                                                           "checked on each fetched object, so filter with "
                                                           "--ids-from to count kept records)."),
     image_size: int = typer.Option(256, help="Shorter side of stored images, in pixels."),
+    all_images: bool = typer.Option(False, "--all-images", help="A record for each of an object's "
+                                    "additionalImages too (back, details; at most 100), source_id ID#view=K, "
+                                    "kept in one split with the object by build-split."),
     metadata_only: bool = MetadataOnlyOpt,
     retry_failed: bool = RetryFailedOpt,
     api_base: str = typer.Option("https://collectionapi.metmuseum.org/public/collection/v1",
@@ -84,7 +87,7 @@ def crawl_met(
     src = MetSource(api_base=api_base.rstrip("/"), departments=split_list(department),
                     classifications=split_list(classification), public_domain_only=open_access_only or rights_alias,
                     has_image=has_image, since=since, ids_from=str(ids_from) if ids_from else None,
-                    image_size=image_size, max_member_bytes=max_member_bytes)
+                    image_size=image_size, max_member_bytes=max_member_bytes, all_images=all_images)
     keep = tuple(s for s in STATUSES if s != STATUS_NO_IMAGE) if has_image else None
     cfg = harvest_cfg(fetching, image_size, limit, metadata_only, retry_failed, keep_statuses=keep)
     run_harvest(src, cfg, resolve_home(fetching.home), "met")
@@ -203,6 +206,9 @@ def crawl_nga(
     rights_alias: bool = RightsAliasOpt,
     image_size: int = typer.Option(256, help="Shorter side of stored images (the IIIF server is asked for this "
                                              "size)."),
+    all_views: bool = typer.Option(False, "--all-views", help="A record for each alternate view of an object "
+                                   "too (published_images viewtype alternate), source_id ID#view=K, kept in one "
+                                   "split with the object by build-split."),
     limit: Optional[int] = limit_opt("objects"),
     metadata_only: bool = MetadataOnlyOpt,
     retry_failed: bool = RetryFailedOpt,
@@ -217,7 +223,7 @@ def crawl_nga(
     cfg = harvest_cfg(fetching, image_size, limit, metadata_only, retry_failed)
     src = NgaSource(data=data.rstrip("/") if data.startswith(("http://", "https://")) else data,
                     classifications=split_list(classification), open_access_only=open_access_only or rights_alias,
-                    image_size=image_size, max_member_bytes=max_member_bytes)
+                    image_size=image_size, max_member_bytes=max_member_bytes, all_views=all_views)
     run_harvest(src, cfg, resolve_home(fetching.home), "nga")
 
 
