@@ -1,6 +1,7 @@
 """The mirror's Met Collection API (api host: /public/collection/v1/departments, /objects?departmentIds=&metadataDate=,
-/objects/<id>) and its image host (media: /CRDImages/<dept>/<original|web-large>/<id>.jpg), answered from the
-bundled Open Access sample (sample.MetData)."""
+/objects/<id>) and its image host (media: /CRDImages/<dept>/<original|web-large>/<id>.jpg, and <id>_<k>.jpg for
+the k-th of an object's additionalImages: another picture), answered from the bundled Open Access sample
+(sample.MetData)."""
 from __future__ import annotations
 
 from artdata.mirror.sample import MetData, aspect_size
@@ -48,13 +49,16 @@ def image_route(m: Mirror, path: str, query: dict) -> Response:
     parts = path.strip("/").split("/")
     if len(parts) != 4 or not parts[3].endswith(".jpg"):
         return Response(404, b"not found", "text/plain")
-    variant, oid = parts[2], parts[3][:-4]
+    variant, name = parts[2], parts[3][:-4]
+    oid, _, view = name.partition("_")
     row = m.met.rows.get(oid)
-    if row is None or variant not in ("original", "web-large"):
+    if row is None or variant not in ("original", "web-large") or \
+            (view and not (view.isdigit() and 1 <= int(view) <= MetData.views(oid))):
         return Response(404, b"not found", "text/plain")
     side = MET_ORIGINAL_SIDE if variant == "original" else MET_SMALL_SIDE
-    size = aspect_size(oid, side)
-    data = m.image(f"met:{oid}", str(row.get("Department") or ""), size, str(row.get("Culture") or ""))
+    key = f"met:{oid}" + (f":view{view}" if view else "")      # a view is a picture of its own, not a copy
+    size = aspect_size(name, side)
+    data = m.image(key, str(row.get("Department") or ""), size, str(row.get("Culture") or ""))
     return Response(200, data, "image/jpeg")
 
 

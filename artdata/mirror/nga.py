@@ -5,6 +5,8 @@ bundled CC0 Met sample: every Met object becomes an object with the same id.
                                   the museum's own columns (NGA_COLUMNS); no open-access column: the images of
                                   works that are not public domain are fair-use ones, with maxpixels set
     media: /nga/iiif/<uuid>/full/<size>/0/default.jpg                         (IIIF size syntax; info.json too)
+                                  an alternate view (objectid % 5 == 0) is another photograph of the work:
+                                  another picture, not a copy of the primary
 
 The usual faults apply (403 bursts, 429, 5xx, truncated bodies, corrupt images, `iiif_ignore_size` on its
 image server). `Mirror.nga_sizes` collects the IIIF size of every NGA image request and `Mirror.nga_over_box`
@@ -136,7 +138,7 @@ def nga_route(m: Mirror, path: str, query: dict) -> Response:
 
 def nga_image_route(m: Mirror, path: str, query: dict) -> Response:
     parts = path.strip("/").split("/")          # nga, iiif, <uuid>, full, <size>, 0, default.jpg
-    oid = m.nga_images().get(parts[2]) if len(parts) > 2 else None
+    oid, view = m.nga_images().get(parts[2], (None, None)) if len(parts) > 2 else (None, None)
     if oid is None or m.faults.pick("withdrawn", oid, m.faults.withdrawn):
         return Response(404, b"not found", "text/plain")
     w, h = aspect_size(f"nga:{oid}", NGA_NATIVE_SIDE)
@@ -155,8 +157,9 @@ def nga_image_route(m: Mirror, path: str, query: dict) -> Response:
         # a fair-use image asked above its maxpixels box: the museum's server renders it from the boxed copy,
         # blurred; the mirror notes the request
         m.nga_over_box.append((parts[2], parts[4]))
-    return Response(200, m.image(f"nga:{oid}", str(r.get("Department") or ""), size, str(r.get("Culture") or ""),
-                                 work=f"met:{oid}"),
+    alt = "" if view == "primary" else f":{view}"          # the work's other photograph: a picture of its own
+    return Response(200, m.image(f"nga:{oid}{alt}", str(r.get("Department") or ""), size,
+                                 str(r.get("Culture") or ""), work=f"met:{oid}{alt}"),
                     "image/jpeg")
 
 
@@ -167,7 +170,7 @@ def attach(m: Mirror) -> None:
 
     def nga_images() -> dict:
         if "nga" not in cache:
-            cache["nga"] = {nga_uuid(o, v): o for o in m.met.ids for v in ("primary", "alternate")}
+            cache["nga"] = {nga_uuid(o, v): (o, v) for o in m.met.ids for v in ("primary", "alternate")}
         return cache["nga"]
 
     def tables() -> dict:
