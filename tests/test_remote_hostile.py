@@ -258,8 +258,10 @@ class HostileHost:
     with `declare`); "trickle" sends the headers, then one byte a second; "silent" reads the request and never
     answers. Every loop is bounded (at most `extra` bytes, 60 s); __exit__ releases the handlers still waiting."""
 
-    def __init__(self, folder: Path, target: str | None = None, mode: str = "", extra: int = 0, declare=True):
+    def __init__(self, folder: Path, target: str | None = None, mode: str = "", extra: int = 0, declare=True,
+                 location: str = ""):
         self.folder, self.target, self.mode, self.extra, self.declare = folder, target, mode, extra, declare
+        self.location = location        # mode "redirect": where `target` is sent ({port}, {path} filled in)
         self.log, self.sent, self.stop, self.done = [], {}, threading.Event(), threading.Event()
         host = self
 
@@ -328,6 +330,13 @@ class HostileHost:
 
             def silent(self, path, data):
                 host.stop.wait(60)
+
+            def redirect(self, path, data):
+                self.send_response(302)
+                self.send_header("Location", host.location.format(port=self.server.server_address[1],
+                                                                  path=path + ".moved"))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -532,3 +541,28 @@ def test_no_reader_of_the_image_store_follows_a_link_out_of_it(tmp_path):
     for root in (out, dest):
         for f in (root.rglob("*") if root.exists() else ()):
             assert not f.is_file() or b"PRIVATE-KEY-MATERIAL" not in f.read_bytes(), f
+
+
+@pytest.mark.parametrize("to", ["http://127.0.0.2:{port}{path}", "http://[::ffff:169.254.169.254]:{port}{path}",
+                                "http://localhost:{port}{path}", "http://127.0.0.1:{port}{path}"],
+                         ids=["loopback-literal", "metadata-mapped", "name-to-loopback", "own-host"])
+def test_a_pull_source_cannot_redirect_to_a_private_address(pub, tmp_path, to, connect_guard):
+    """The pull source is the host the user named; where it redirects is content: a loopback, private or
+    link-local address there is refused before any connection (the store's own host stays allowed)."""
+    m, dest = pub
+    target = _data_file(m)["path"]
+    moved = dest / "gen" / m.version / (target + ".moved")
+    moved.write_bytes((dest / "gen" / m.version / target).read_bytes())      # where the own-host hop leads
+    connect_guard.forbidden.update({"127.0.0.2", "169.254.169.254", "::ffff:169.254.169.254"})
+    home = tmp_path / "home"
+    with HostileHost(dest, target=target, mode="redirect", location=to) as host:
+        r = _invoke("manifests", "pull", f"{host.url}/gen", "--home", home)
+    if "127.0.0.1" in to:
+        assert r.exit_code == 0, r.output
+        assert [x.ref for x in list_manifests(Home(home).manifests)] == [m.ref]
+        return
+    line = _error_line(r)
+    assert "refused" in line and "is a loopback, private or link-local address, which the store 127.0.0.1 " \
+           "may not redirect to" in line, line
+    assert not any(a.startswith(("127.0.0.2", "169.254", "::ffff:169")) for a in connect_guard.attempts)
+    assert list_manifests(Home(home).manifests) == []

@@ -25,16 +25,19 @@ messages are stripped of the values of the usual credential variables.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import posixpath
 import re
 import shutil
+import socket
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from artdata import ArtdataError
 from artdata.datasets.images import ImageStore
@@ -128,10 +131,68 @@ def open_store(url: str):
             # to fsspec's event loop per 64 kB)
             kwargs["client_kwargs"] = {"timeout": aiohttp.ClientTimeout(total=base, sock_connect=min(base, 30)),
                                        "read_bufsize": PIECE}
+            kwargs["get_client"] = guarded_client(urlsplit(url).hostname or "")
         fs, root = fsspec.core.url_to_fs(url, skip_instance_cache=True, **kwargs)
     except (ImportError, ValueError) as exc:   # an unknown protocol, or its package missing (s3fs, gcsfs...)
         raise RemoteError(f"{url}: {exc}".splitlines()[0]) from None
     return fs, root.rstrip("/")
+
+
+def guarded_client(own_host: str):
+    """fsspec's `get_client` for an http(s) store: an aiohttp session that, on every hop (a redirect's too),
+    refuses a host other than the store's own when it is, or resolves to, a loopback, private or link-local
+    address (as the harvest's client does: the store is the host the user named, a redirect is its content).
+    Names are checked where they are resolved for the connection (no second lookup); address literals, which
+    aiohttp does not resolve, when each request starts."""
+    import aiohttp
+    import yarl
+    from artdata.harvest.client import refused_address
+    own = own_host.lower().rstrip(".")
+
+    def refusal(host: str, ip: str, url=None) -> RemoteError | None:
+        try:
+            addr = ipaddress.ip_address(ip.split("%", 1)[0])
+        except ValueError:
+            return RemoteError(f"{host} resolves to an unparsable address {ip!r}")
+        if refused_address(addr):
+            where = host if host == ip else f"{host} ({ip})"
+            return RemoteError(f"refused{f' {url}' if url else ''}: {where} is a loopback, private or link-local "
+                               f"address, which the store {own_host} may not redirect to")
+        return None
+
+    class Resolver(aiohttp.ThreadedResolver):
+        async def resolve(self, host, port=0, family=socket.AF_INET):
+            found = await super().resolve(host, port, family)
+            if host.lower().rstrip(".") != own:
+                for r in found:
+                    if (exc := refusal(host, r["host"])) is not None:
+                        raise exc
+            return found
+
+    def check_literal(url) -> None:
+        host = (url.host or "").lower().rstrip(".").strip("[]")
+        if host != own:
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                return                  # a name: checked as it is resolved
+            if (exc := refusal(host, host, url)) is not None:
+                raise exc
+
+    async def on_start(session, ctx, params):
+        check_literal(params.url)
+
+    async def on_redirect(session, ctx, params):        # before the next hop is asked
+        location = params.response.headers.get("Location") or params.response.headers.get("URI")
+        if location:
+            check_literal(params.url.join(yarl.URL(location)))
+
+    async def get_client(**kw):
+        trace = aiohttp.TraceConfig()
+        trace.on_request_start.append(on_start)
+        trace.on_request_redirect.append(on_redirect)
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=Resolver()), trace_configs=[trace], **kw)
+    return get_client
 
 
 def _protocol(fs) -> str:

@@ -234,7 +234,7 @@ def is_block(resp: httpx.Response) -> bool:
     return False
 
 
-def _refused_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+def refused_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Loopback, private, link-local (169.254.169.254, the cloud metadata address), CGNAT, multicast,
     unspecified or reserved: anything that is not a public unicast address."""
     mapped = getattr(ip, "ipv4_mapped", None)
@@ -426,7 +426,7 @@ class PoliteClient:
                 except ValueError:
                     return f"host {host} resolves to an unparsable address {info[4][0]!r}"
         for ip in addrs:
-            if _refused_address(ip):
+            if refused_address(ip):
                 where = host if str(ip) == host else f"{host} ({ip})"
                 return (f"refused: {where} is a loopback, private or link-local address, which content may not "
                         "steer artdata to (name the host yourself, or --allow-private-hosts)")
