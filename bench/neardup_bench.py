@@ -10,7 +10,9 @@ fingerprint and with it switched off, interleaved, best of 9 rounds each; and th
 fingerprint over the whole (median of the rounds), which a difference of two noisy totals blurs.
 
 search: n random 64-bit fingerprints with 10,000 planted pairs at 0..radius bits; `pairs_within` (block
-tables) must return every planted pair; wall time and peak memory of the search alone.
+tables) must return every planted pair; wall time and peak memory of the search alone; then the same with n
+centre fingerprints (10,000 planted pairs of their own) through `candidates`, the two searches and their union
+that `near_duplicates` confirms.
 """
 from __future__ import annotations
 
@@ -70,9 +72,7 @@ def cost(rounds: int = 9) -> None:
               f"{100 * float(np.median(shares)):.1f} % of process_image's time (median of {rounds} rounds)")
 
 
-def search(n: int, radius: int, planted: int = 10_000, seed: int = 0) -> None:
-    from artdata.splits.neardup import pairs_within, plan
-    rng = np.random.default_rng(seed)
+def _planted(n: int, radius: int, planted: int, rng) -> tuple[np.ndarray, set]:
     fps = rng.integers(-2**63, 2**63 - 1, size=n, dtype=np.int64, endpoint=True)
     u = fps.view(np.uint64)
     src = rng.choice(n, size=2 * planted, replace=False)
@@ -83,6 +83,14 @@ def search(n: int, radius: int, planted: int = 10_000, seed: int = 0) -> None:
             v ^= np.uint64(1) << np.uint64(b)
         u[d] = v
         truth.add((int(min(s, d)), int(max(s, d))))
+    return fps, truth
+
+
+def search(n: int, radius: int, planted: int = 10_000, seed: int = 0) -> None:
+    from artdata.splits.neardup import candidates, pairs_within, plan
+    rng = np.random.default_rng(seed)
+    fps, truth = _planted(n, radius, planted, rng)
+    centres, truth_c = _planted(n, radius, planted, rng)
     blocks, keys = plan(len(np.unique(fps)), radius)
     t = time.perf_counter()
     i, j, d = pairs_within(fps, radius)
@@ -93,6 +101,17 @@ def search(n: int, radius: int, planted: int = 10_000, seed: int = 0) -> None:
           f"{__import__('math').comb(blocks, keys)} tables); planted pairs found {len(truth & found):,}/{len(truth):,}; "
           f"peak RSS {peak:.0f} MB")
     if truth - found:
+        sys.exit("missed planted pairs")
+    # what near_duplicates searches: pairs near in the fingerprint or in the centre fingerprint
+    t = time.perf_counter()
+    i, j, d = candidates(fps.tolist(), radius, centres.tolist())
+    wall = time.perf_counter() - t
+    both = set(zip(i.tolist(), j.tolist()))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"  and with the centre fingerprints (two searches, the candidates of near_duplicates): {len(i):,} pairs "
+          f"in {wall:.1f} s; planted pairs found {len((truth | truth_c) & both):,}/{len(truth | truth_c):,}; "
+          f"peak RSS {peak:.0f} MB")
+    if (truth | truth_c) - both:
         sys.exit("missed planted pairs")
 
 

@@ -372,3 +372,22 @@ def test_the_fingerprint_recipe_is_pinned():
                 framed = ImageOps.expand(im.resize((256, round(im.height * 256 / im.width))), border=20,
                                          fill=(250, 250, 250))
                 assert fingerprint(framed) == PINNED_FRAMED[p.name], p.name
+
+
+def test_a_crop_that_moves_the_whole_fingerprint_is_found_by_the_centre_one(works):
+    """A copy cropped 4 % on two sides (as a tighter photograph of the same work): 12 bits from the original in
+    the whole-picture fingerprint, beyond the search's radius, 6 in the centre one; the pair is a candidate
+    and a confirmed near-duplicate with the centre fingerprints, and none without them."""
+    from artdata.datasets.fingerprint import fingerprints
+    stored = [decode(jpeg(im.resize((256, round(im.height * 256 / im.width))))) for im in works]
+    copy = decode(jpeg(crop(stored[7], 0.04, 0.04, 0.0, 0.0)))
+    images = stored + [copy]
+    both = [fingerprints(im) for im in images]
+    whole, centre = [f for f, _ in both], [c for _, c in both]
+    assert whole == [fingerprint(im) for im in images]          # the first is the pinned fingerprint
+    assert hamming(whole[7], whole[-1]) > RADIUS >= hamming(centre[7], centre[-1])
+    maps = [structure(im) for im in images]
+    found = near_duplicates(whole, lambda k: maps[k], centres=centre)
+    assert [(a, b) for a, b, _, _ in found] == [(7, len(images) - 1)]
+    assert found[0][2] == hamming(centre[7], centre[-1]) and found[0][3] >= THRESHOLD
+    assert near_duplicates(whole, lambda k: maps[k]) == []

@@ -31,7 +31,7 @@ def test_write_load_round_trip_and_card(tmp_path):
     assert [r["source_id"] for r in back] == ["0", "1", "2", "3", "4"]
     card = json.loads((m.path / "card.json").read_text())
     assert card["counts"]["by_status"] == {"ok": 5}
-    assert card["schema_version"] == "1.0" and card["artdata_version"]
+    assert card["schema_version"] == "1.1" and card["artdata_version"]
     assert {f["path"] for f in card["files"]} == {"data/records-00000-of-00001.parquet", "README.md", "croissant.json"}
     assert all(len(f["sha256"]) == 64 and f["bytes"] > 0 for f in card["files"])
     # generic tools read it directly

@@ -20,7 +20,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from artdata import ArtdataError
-from artdata.datasets.fingerprint import fingerprint
+from artdata.datasets.fingerprint import fingerprints
 
 # artdata checks the declared size itself (ImageConfig.max_pixels) before decoding anything,
 # so that a bomb becomes a record with its declared size rather than Pillow's exception.
@@ -59,6 +59,7 @@ class ImageResult:
     nbytes: int | None = None
     data: bytes | None = None       # the stored JPEG (dropped once written by the pool)
     fingerprint: int | None = None  # perceptual hash of the stored pixels (datasets.fingerprint)
+    fingerprint_centre: int | None = None   # the same of the picture's middle (datasets.fingerprint.CENTRE)
 
     def fields(self) -> dict:
         """The record columns this result fills."""
@@ -66,6 +67,7 @@ class ImageResult:
                 "width": self.width, "height": self.height,
                 "orig_width": self.orig_width, "orig_height": self.orig_height,
                 "image_bytes": self.nbytes, "fingerprint": self.fingerprint,
+                "fingerprint_centre": self.fingerprint_centre,
                 "status": self.status, "error": self.error}
 
 
@@ -122,7 +124,7 @@ def process_image(data: bytes, cfg: ImageConfig = ImageConfig()) -> ImageResult:
                 im = im.resize((tw, th), Image.Resampling.BICUBIC, reducing_gap=2.0)
             out = io.BytesIO()
             im.save(out, format="JPEG", quality=cfg.quality, optimize=False)
-            fp = fingerprint(im)     # the decoded, resized pixels are at hand: 0.3-0.5 ms (bench/README.md)
+            fps = fingerprints(im)   # the decoded, resized pixels are at hand (cost: bench/README.md)
     except UnidentifiedImageError:
         return ImageResult("failed", "not a recognised image format", source_sha256=source_sha)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -133,7 +135,7 @@ def process_image(data: bytes, cfg: ImageConfig = ImageConfig()) -> ImageResult:
         return ImageResult("failed", f"{kind}: {msg}", source_sha256=source_sha)
     blob = out.getvalue()
     return ImageResult("ok", None, hashlib.sha256(blob).hexdigest(), source_sha, tw, th, ow, oh,
-                       len(blob), blob, fp)
+                       len(blob), blob, *fps)
 
 
 _tmp_seq = itertools.count()

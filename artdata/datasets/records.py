@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"   # 1.1: fingerprint, fingerprint_centre and group
 
 # What became of a record's image.
 STATUS_OK = "ok"                        # image fetched, verified, stored
@@ -79,6 +79,7 @@ IMAGE_FIELDS = [
     pa.field("orig_height", _i32),
     pa.field("image_bytes", pa.int64()),  # size of the stored JPEG
     pa.field("fingerprint", pa.int64()),  # perceptual hash of the stored image (datasets.fingerprint)
+    pa.field("fingerprint_centre", pa.int64()),  # the same hash of the middle 80 % of the picture
     pa.field("status", _str, nullable=False),
     pa.field("error", _str),
     pa.field("harvested_at", pa.timestamp("us", tz="UTC")),

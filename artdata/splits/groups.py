@@ -232,12 +232,16 @@ def group_stats(groups, top: int = 5) -> dict:
 
 # ---------------------------------------------------------------- on a manifest's records
 
-def fingerprints_for(store, image_keys, fingerprints, progress=None) -> tuple[list[int | None], int]:
-    """Each record's fingerprint: the stored one, else computed from the image store (for manifests
-    made before fingerprints were kept); None without an image. Returns (fingerprints, computed)."""
-    from artdata.datasets.fingerprint import fingerprint_bytes
-    todo = [i for i, (k, f) in enumerate(zip(image_keys, fingerprints)) if f is None and isinstance(k, str) and k]
+def fingerprints_for(store, image_keys, fingerprints, centres=None, progress=None
+                     ) -> tuple[list[int | None], list[int | None], int]:
+    """Each record's fingerprint and centre fingerprint: the stored ones, else made from the image store
+    (for manifests made before they were kept); None without an image. Returns (fingerprints, centres,
+    made from the store)."""
+    from artdata.datasets.fingerprint import fingerprints_bytes
+    centres = [None] * len(fingerprints) if centres is None else centres
     fps = [None if f is None else int(f) for f in fingerprints]
+    cen = [None if f is None else int(f) for f in centres]
+    todo = [i for i, k in enumerate(image_keys) if (fps[i] is None or cen[i] is None) and isinstance(k, str) and k]
     if todo and progress:
         progress.start(len(todo), 0)
     computed = 0
@@ -246,13 +250,17 @@ def fingerprints_for(store, image_keys, fingerprints, progress=None) -> tuple[li
             data = store.get(image_keys[i])
         except (OSError, ArtdataError, ValueError):
             data = None
-        fps[i] = fingerprint_bytes(data) if data else None
-        computed += fps[i] is not None
+        both = fingerprints_bytes(data) if data else None
+        if both is not None:
+            if fps[i] is None:          # a stored fingerprint is kept: it is what the other records met
+                fps[i] = both[0]
+            cen[i] = both[1]
+            computed += 1
         if progress:
-            progress.advance("ok" if fps[i] is not None else "unreadable")
+            progress.advance("ok" if both is not None else "unreadable")
     if todo and progress:
         progress.stop()
-    return fps, computed
+    return fps, cen, computed
 
 
 def _nulls(values) -> list:
@@ -261,7 +269,7 @@ def _nulls(values) -> list:
 
 def find_groups(store, ids, sources, source_ids, extras, image_keys, fingerprints, artists=None,
                 group_by: str = "artwork", radius: int | None = None, threshold: float | None = None,
-                progress=None) -> tuple[list[str], list[dict], dict]:
+                progress=None, centres=None) -> tuple[list[str], list[dict], dict]:
     """Groups of a manifest's records, the near-duplicate pairs behind them, and the card entry.
 
     `store`: the ImageStore (images for fingerprints made from the store and for confirming pairs);
@@ -275,7 +283,8 @@ def find_groups(store, ids, sources, source_ids, extras, image_keys, fingerprint
     threshold = neardup.THRESHOLD if threshold is None else float(threshold)
     ids = [str(x) for x in ids]
     image_keys = _nulls(image_keys)
-    fps, computed = fingerprints_for(store, image_keys, _nulls(fingerprints), progress)
+    fps, cen, computed = fingerprints_for(store, image_keys, _nulls(fingerprints),
+                                          None if centres is None else _nulls(centres), progress)
 
     def structure_of(k: int):
         key = image_keys[k]
@@ -286,7 +295,7 @@ def find_groups(store, ids, sources, source_ids, extras, image_keys, fingerprint
         except (OSError, ArtdataError, ValueError):
             return None
 
-    found = neardup.near_duplicates(fps, structure_of, radius=radius, threshold=threshold)
+    found = neardup.near_duplicates(fps, structure_of, radius=radius, threshold=threshold, centres=cen)
     pairs = [{"a": a, "b": b, "distance": d, "similarity": s} for a, b, d, s in found]
     links = record_links(sources, source_ids, _nulls(extras))
     linked = artwork_groups(ids, links)
@@ -300,14 +309,15 @@ def find_groups(store, ids, sources, source_ids, extras, image_keys, fingerprint
     stats = group_stats(groups)
     card = {"by": group_by, **stats, "near_duplicate_pairs": len(pairs),
             "linked_records": sum(n for n in Counter(linked).values() if n > 1),
-            "radius": radius, "threshold": threshold, "fingerprint": _version(),
-            "fingerprints": sum(f is not None for f in fps), "fingerprints_computed": computed}
+            "radius": radius, "threshold": threshold, "fingerprint": _version(), "centre_fingerprint": _version(True),
+            "fingerprints": sum(f is not None for f in fps), "fingerprints_computed": computed,
+            "_fingerprints": (fps, cen)}        # for the caller to keep (a split manifest does): not a card entry
     return groups, pairs, card
 
 
-def _version() -> str:
-    from artdata.datasets.fingerprint import FINGERPRINT_VERSION
-    return FINGERPRINT_VERSION
+def _version(centre: bool = False) -> str:
+    from artdata.datasets.fingerprint import CENTRE_VERSION, FINGERPRINT_VERSION
+    return CENTRE_VERSION if centre else FINGERPRINT_VERSION
 
 
 def audit_table(table, store, radius: int | None = None, threshold: float | None = None, progress=None) -> dict:
@@ -318,7 +328,7 @@ def audit_table(table, store, radius: int | None = None, threshold: float | None
     ids = [f"{s}:{i}" for s, i in zip(col("source"), col("source_id"))]
     groups, pairs, card = find_groups(store, ids, col("source"), col("source_id"), col("extra"), col("image_key"),
                                       col("fingerprint"), group_by="artwork", radius=radius, threshold=threshold,
-                                      progress=progress)
+                                      progress=progress, centres=col("fingerprint_centre"))
     splits = col("split")
     out_pairs = []
     straddle = 0
@@ -332,6 +342,6 @@ def audit_table(table, store, radius: int | None = None, threshold: float | None
     existing = col("group")
     declared = straddling(existing, splits) if any(g is not None for g in existing) else []
     return {"records": table.num_rows, "pairs": out_pairs, "straddling": straddle,
-            "groups": {**{k: v for k, v in card.items() if k != "by"},
+            "groups": {**{k: v for k, v in card.items() if k != "by" and not k.startswith("_")},
                        "straddling_groups": len(by_group), "straddling_group_ids": by_group[:20],
                        "recorded_groups_straddling": len(declared)}}

@@ -433,6 +433,7 @@ def split_manifest(home: Home, recipe: str, parent: Manifest | Merged, p: dict, 
     strata = df["_stratum"] if multi else df["label"]
     kept = parent.take(df["_row"].to_numpy())         # the kept rows, every column (streamed)
     groups, gcard = _groups(home, kept, df, p)
+    kept = gcard.pop("_kept")
     if p["group_by"] == "none":          # today's record-by-record split, exactly
         df = df.assign(split=stratified_split(df["_key"], strata, p["ratios"], p["seed"]))
     else:
@@ -498,11 +499,19 @@ def _groups(home: Home, kept: pa.Table, df: pd.DataFrame, p: dict) -> tuple[list
     extras = kept.column("extra").to_pylist() if "extra" in kept.column_names else [None] * len(df)
     col = (lambda c: df[c].tolist() if c in df.columns else [None] * len(df))
     # from Arrow, not pandas: an int64 column with a null becomes float64 there, which cannot hold 64 bits
-    fps = kept.column("fingerprint").to_pylist() if "fingerprint" in kept.column_names else [None] * len(df)
+    arrow = (lambda c: kept.column(c).to_pylist() if c in kept.column_names else [None] * len(df))
     groups, pairs, card = find_groups(ImageStore(home.images), df["_key"].tolist(), col("source"), col("source_id"),
-                                      extras, col("image_key"), fps, col("artist"),
-                                      group_by=p["group_by"], progress=HarvestProgress("fingerprints from the store"))
+                                      extras, col("image_key"), arrow("fingerprint"), col("artist"),
+                                      group_by=p["group_by"], progress=HarvestProgress("fingerprints from the store"),
+                                      centres=arrow("fingerprint_centre"))
     card["_pairs"] = [(q["a"], q["b"]) for q in pairs]
+    fps, centres = card.pop("_fingerprints")
+    if card["fingerprints_computed"]:       # made from the store: the split keeps them (not made again)
+        for name, values in (("fingerprint", fps), ("fingerprint_centre", centres)):
+            column = pa.array(values, pa.int64())
+            kept = (kept.set_column(kept.column_names.index(name), name, column) if name in kept.column_names
+                    else kept.append_column(name, column))
+    card["_kept"] = kept
     return groups, card
 
 
