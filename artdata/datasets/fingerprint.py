@@ -79,7 +79,9 @@ def _trim_once(a: np.ndarray, box: tuple[int, int, int, int], tol: float, share:
     if h < 8 or w < 8:
         return box
     edge = np.concatenate([v[0], v[-1], v[:, 0], v[:, -1]])
-    colour = int(np.median(edge))
+    k = len(edge) // 2                       # the median, as np.median gives it, for less
+    mid = np.partition(edge, (k - 1, k))
+    colour = int((int(mid[k - 1]) + int(mid[k])) / 2) if len(edge) % 2 == 0 else int(mid[k])
     near_edge = np.abs(edge.astype(np.int16) - colour) <= tol
     # the share of each side (top, bottom, left, right) near that colour
     if (np.add.reduceat(near_edge, [0, w, 2 * w, 2 * w + h]) / (w, w, h, h) < share).all():
@@ -163,7 +165,8 @@ def fingerprints(img: Image.Image) -> tuple[int, int]:
     t, b, l, r = trim_box(np.asarray(g))
     whole = _bits(np.asarray(g.resize((HASH_SIDE, HASH_SIDE), Image.BOX, box=(l, t, r, b)), dtype=np.float64))
     dx, dy = (r - l) * (1 - CENTRE) / 2, (b - t) * (1 - CENTRE) / 2
-    centre = g.resize((HASH_SIDE, HASH_SIDE), Image.BOX, box=(l + dx, t + dy, r - dx, b - dy))
+    # reducing_gap: a whole-factor reduction of the box first, then the box filter (a third less work)
+    centre = g.resize((HASH_SIDE, HASH_SIDE), Image.BOX, box=(l + dx, t + dy, r - dx, b - dy), reducing_gap=2.0)
     return whole, _bits(np.asarray(centre, dtype=np.float64))
 
 
