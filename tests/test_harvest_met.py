@@ -201,6 +201,34 @@ def test_metadata_only_then_materialize(home):
         assert verify(out.manifest, ImageStore(home.images)).ok
 
 
+def test_images_materialize_could_not_fetch_stay_pending_and_the_next_run_fetches_them(home):
+    """A materialize run that fetched some images: the new version has them ok and the others still pending, with
+    why; materializing that version (the name's latest) once the host serves them fetches exactly those."""
+    from artdata.datasets.materialize import materialize
+    with Mirror() as m:
+        res = harvest(MetSource(api_base=m.met_api_base, image_size=32),
+                      HarvestConfig("meta", image=IMG, client=FAST, limit=25, metadata_only=True), home)
+    wanted = [r for r in _rows(res) if r["status"] == "pending"]
+    with Mirror(faults=Faults(corrupt_image=0.4, seed=3)) as bad:
+        first = materialize(home, "meta", image_base=bad.media_base, client=FAST, workers=1)
+    failed = first.counts["failed"]
+    assert 0 < failed < len(wanted) and first.counts["fetched"] == len(wanted) - failed
+    rows = first.manifest.table().to_pylist()
+    left = [r for r in rows if r["status"] == "pending"]
+    assert len(left) == failed and all(r["error"].startswith("materialize: ") and r["image_key"] is None
+                                       for r in left)
+    assert sum(r["status"] == "ok" for r in rows) == len(wanted) - failed
+    with Mirror() as good:
+        second = materialize(home, "meta", image_base=good.media_base, client=FAST, workers=1)
+        assert second.source_ref == first.manifest.ref
+        assert second.counts["fetched"] == failed and second.counts["present"] == len(wanted) - failed
+        assert good.logs["media"].count() == failed
+    final = second.manifest.table().to_pylist()
+    assert all(r["status"] == "ok" for r in final if r["image_url"])
+    assert second.manifest.card["lineage"]["parents"] == [first.manifest.ref]
+    assert verify(second.manifest, ImageStore(home.images)).ok
+
+
 def test_materialize_someone_elses_manifest_and_report_mismatch(home, tmp_path):
     import shutil
     from artdata.datasets.materialize import materialize

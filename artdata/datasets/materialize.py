@@ -101,15 +101,18 @@ async def _materialize(home, m: Manifest, image_base, image_size, client_cfg, wo
             if progress:
                 progress.stop()
     done = journal.load()
-    pending = [r for r in rows if r["status"] == STATUS_PENDING]
-    if pending:
-        out = []
+    fetched = [r for r in rows if r["status"] == STATUS_PENDING
+               and done.get(f"{r['source']}:{r['source_id']}", {}).get("status") == STATUS_OK]
+    if fetched:         # a new version holds the images fetched; one that could not be stays pending, with
+        out = []        # its error, so that materializing the new version tries it again
         for r in rows:
             sid = f"{r['source']}:{r['source_id']}"
             if r["status"] == STATUS_PENDING and sid in done:
                 upd = {k: v for k, v in done[sid].items() if k not in ("source_id",)}
-                r = {**r, **upd, "harvested_at": now_utc()}
-                r["status"] = "ok" if upd["status"] == STATUS_OK else "failed"
+                if upd["status"] == STATUS_OK:
+                    r = {**r, **upd, "harvested_at": now_utc()}
+                else:
+                    r = {**r, "error": f"materialize: {upd.get('error') or upd['status']}"}
             out.append(r)
         lineage = dict(m.card.get("lineage") or {})
         lineage.update(parents=[m.ref], materialized_from=m.ref, image=cfg.__dict__, metadata_only=False)
