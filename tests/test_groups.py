@@ -391,3 +391,38 @@ def test_a_crop_that_moves_the_whole_fingerprint_is_found_by_the_centre_one(work
     assert [(a, b) for a, b, _, _ in found] == [(7, len(images) - 1)]
     assert found[0][2] == hamming(centre[7], centre[-1]) and found[0][3] >= THRESHOLD
     assert near_duplicates(whole, lambda k: maps[k]) == []
+
+
+def test_fingerprints_made_from_the_store_are_made_once(tmp_path, works, monkeypatch):
+    """A manifest from before fingerprints were kept: the first split makes them from the store (and keeps them
+    in its records), a second split of the same manifest reads them back beside the store instead of decoding
+    every image again; a torn or forged line there is skipped, not believed."""
+    from artdata.datasets.fingerprint import StoreFingerprints, fingerprints
+    home = Home(tmp_path / "home")
+    store = ImageStore(home.images)
+    recs = []
+    for w, im in enumerate(works):
+        res = process_image(jpeg(im), ImageConfig(size=256))
+        store.put(res.data, res.key)
+        fields = {**res.fields(), "fingerprint": None, "fingerprint_centre": None}      # as an old harvest
+        recs.append(new_record("met", str(w), medium="Oil on canvas" if w % 2 else "Oil on panel", **fields))
+    m = write_manifest(home.manifests, "old", to_table(recs), lineage={"source": "test"})
+    first = build_split(home, "medium", m.ref, name="old-medium", min_count=1, ratios=(0.5, 0.25, 0.25))
+    assert first.card["groups"]["fingerprints_computed"] == len(works)
+    kept = first.table(["image_key", "fingerprint", "fingerprint_centre"]).to_pylist()
+    for r in kept:
+        with Image.open(store.path(r["image_key"])) as im:
+            assert (r["fingerprint"], r["fingerprint_centre"]) == fingerprints(im)
+    cache = StoreFingerprints(store.root)
+    assert cache.path.is_file() and all(cache.get(r["image_key"]) for r in kept)
+    with open(cache.path, "a") as fh:     # a killed run's torn line, and a forged one with a value out of int64
+        fh.write('{"k": "%s", "f": 1, "c": 2}\n{"k": "%s", "f": 18446744073709551615, "c": 0}\n{"k": "ab' % (
+            "0" * 64, "1" * 64))
+    decoded = []
+    monkeypatch.setattr(ImageStore, "get", lambda self, key: decoded.append(key) or b"")
+    second = build_split(home, "medium", m.ref, name="old-medium-2", min_count=1, ratios=(0.5, 0.25, 0.25))
+    assert decoded == []
+    assert second.table(["fingerprint", "fingerprint_centre"]).to_pylist() == \
+        [{k: r[k] for k in ("fingerprint", "fingerprint_centre")} for r in kept]
+    fresh = StoreFingerprints(store.root)
+    assert fresh.get("0" * 64) == (1, 2) and fresh.get("1" * 64) is None

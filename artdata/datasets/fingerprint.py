@@ -232,3 +232,66 @@ def structure_bytes(data: bytes) -> np.ndarray | None:
             return structure(im)
     except (OSError, SyntaxError, ValueError, EOFError):
         return None
+
+
+# ---------------------------------------------------------------- fingerprints made from a store, kept
+
+class StoreFingerprints:
+    """Fingerprints made from a store's images for records that had none (manifests made before they were
+    kept), kept beside the store so that they are made once, not at every split: the store is
+    content-addressed, so an image key's fingerprints hold for good (for one recipe: the file is named
+    after both versions). `<store>/.fingerprints/<FINGERPRINT_VERSION>+<CENTRE_VERSION>.jsonl`, one line
+    {"k": key, "f": fingerprint, "c": centre} each, appended; a line that cannot be read is skipped (a
+    killed run's last). Best effort: a store that cannot be written is read without it."""
+
+    def __init__(self, store_root):
+        from pathlib import Path
+        self.path = Path(store_root) / ".fingerprints" / f"{FINGERPRINT_VERSION}+{CENTRE_VERSION}.jsonl"
+        self._known: dict[str, tuple[int, int]] | None = None
+        self._fh = None
+        self._writable = True
+
+    def _load(self) -> dict[str, tuple[int, int]]:
+        import json
+        known: dict[str, tuple[int, int]] = {}
+        try:
+            with open(self.path, "rb") as fh:
+                for line in fh:
+                    try:
+                        d = json.loads(line)
+                        k, f, c = d["k"], d["f"], d["c"]
+                    except (ValueError, KeyError, TypeError):
+                        continue
+                    if (isinstance(k, str) and len(k) == 64 and all(ch in "0123456789abcdef" for ch in k)
+                            and all(type(v) is int and -2**63 <= v < 2**63 for v in (f, c))):
+                        known[k] = (f, c)
+        except OSError:
+            pass
+        return known
+
+    def get(self, key: str) -> tuple[int, int] | None:
+        if self._known is None:
+            self._known = self._load()
+        return self._known.get(key)
+
+    def put(self, key: str, both: tuple[int, int]) -> None:
+        import json
+        if self._known is None:
+            self._known = self._load()
+        self._known[key] = both
+        if not self._writable:
+            return
+        try:
+            if self._fh is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = open(self.path, "a", encoding="utf-8")
+            self._fh.write(json.dumps({"k": key, "f": both[0], "c": both[1]}) + "\n")
+            self._fh.flush()
+        except OSError:
+            self._writable = False
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+

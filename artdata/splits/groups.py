@@ -237,7 +237,7 @@ def fingerprints_for(store, image_keys, fingerprints, centres=None, progress=Non
     """Each record's fingerprint and centre fingerprint: the stored ones, else made from the image store
     (for manifests made before they were kept); None without an image. Returns (fingerprints, centres,
     made from the store)."""
-    from artdata.datasets.fingerprint import fingerprints_bytes
+    from artdata.datasets.fingerprint import StoreFingerprints, fingerprints_bytes
     centres = [None] * len(fingerprints) if centres is None else centres
     fps = [None if f is None else int(f) for f in fingerprints]
     cen = [None if f is None else int(f) for f in centres]
@@ -245,21 +245,30 @@ def fingerprints_for(store, image_keys, fingerprints, centres=None, progress=Non
     if todo and progress:
         progress.start(len(todo), 0)
     computed = 0
-    for i in todo:
-        try:
-            data = store.get(image_keys[i])
-        except (OSError, ArtdataError, ValueError):
-            data = None
-        both = fingerprints_bytes(data) if data else None
-        if both is not None:
-            if fps[i] is None:          # a stored fingerprint is kept: it is what the other records met
-                fps[i] = both[0]
-            cen[i] = both[1]
-            computed += 1
-        if progress:
-            progress.advance("ok" if both is not None else "unreadable")
-    if todo and progress:
-        progress.stop()
+    kept = StoreFingerprints(store.root)        # made once per image, not at every split
+    try:
+        for i in todo:
+            key = image_keys[i]
+            both = kept.get(key)
+            if both is None:
+                try:
+                    data = store.get(key)
+                except (OSError, ArtdataError, ValueError):
+                    data = None
+                both = fingerprints_bytes(data) if data else None
+                if both is not None:
+                    kept.put(key, both)
+            if both is not None:
+                if fps[i] is None:          # a stored fingerprint is kept: it is what the other records met
+                    fps[i] = both[0]
+                cen[i] = both[1]
+                computed += 1
+            if progress:
+                progress.advance("ok" if both is not None else "unreadable")
+    finally:
+        kept.close()
+        if todo and progress:
+            progress.stop()
     return fps, cen, computed
 
 
