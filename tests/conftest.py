@@ -98,6 +98,27 @@ def still_running(pids: list[int], wait: float = 10.0) -> list[int]:
     return [p for p in pids if alive(p)]
 
 
+def sigkill_when_held(cmd: list[str], home: Home, hold, records: int) -> tuple[Path, list[int], dict]:
+    """Start the crawl `cmd`, wait until its journal holds `records` records and `hold` (a Mirror.hold) holds an
+    answer back, then SIGKILL it: (the journal, the processes below it at the kill, the environment it ran
+    with, for the same command again). The process is reaped whatever happens."""
+    import signal
+    import subprocess
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        journal = journal_with(home, records)
+        hold.wait_held()
+        tree = descendants(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return journal, tree, env
+
+
 def journal_with(home: Home, n: int, pattern: str = "*/journal.jsonl", timeout: float = 90):
     """The harvest's journal once it holds `n` records (fails the test after `timeout` s)."""
     import time

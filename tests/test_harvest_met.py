@@ -15,7 +15,7 @@ from artdata.datasets.images import ImageConfig, ImageStore
 from artdata.datasets.manifest import load, verify
 from artdata.mirror import Faults, Mirror, bundled_met
 from artdata.sources.met import MetSource
-from conftest import descendants, journal_with, parent_pid, still_running
+from conftest import descendants, journal_with, parent_pid, still_running, sigkill_when_held
 
 FAST = ClientConfig(rate=40, concurrency=8, block_pause=0.3, backoff=0.02, backoff_max=0.1, timeout=5)
 # a manifest's image URLs are content: materialize goes to the mirror's loopback host only when told it may
@@ -263,19 +263,8 @@ def test_resume_after_sigkill(home, tmp_path):
         cmd = [sys.executable, "-m", "artdata", "crawl", "met", "--api-base", m.met_api_base, "--limit", "80",
                "--rate", "30", "--concurrency", "4", "--image-size", "32", "--workers", "1",
                "--home", str(home.root)]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            journal = journal_with(home, 25)
-            hold.wait_held()
-            tree = descendants(proc.pid)
-            assert len(tree) >= 1, "the image workers were not found"
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        journal, tree, env = sigkill_when_held(cmd, home, hold, 25)
+        assert len(tree) >= 1, "the image workers were not found"
         done_before = {json.loads(l)["source_id"] for l in open(journal, "rb") if l.endswith(b"\n")}
         assert 25 <= len(done_before) <= 30
         asked_before = _object_requests(m)

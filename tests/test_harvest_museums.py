@@ -4,8 +4,6 @@ until every record is harvested, within the rate; a record's JSON cut short or a
 failed record naming its URL; killed with SIGKILL mid-run, the same command again leaves every selected record
 once in the manifest, fetches no finished record's image again, and leaves no process behind."""
 import json
-import os
-import signal
 import subprocess
 import sys
 from collections import Counter
@@ -23,7 +21,7 @@ from artdata.sources.aic import AicSource
 from artdata.sources.cleveland import ClevelandSource
 from artdata.sources.iiif import IiifSource
 from artdata.sources.nga import NgaSource
-from conftest import descendants, journal_with, still_running
+from conftest import sigkill_when_held, still_running
 
 N = 60
 RATE = 30
@@ -51,18 +49,7 @@ def test_kill_and_resume(tmp_path, source):
         hold = m.hold("media", "/", after=30 * (2 if source == "iiif" else 1))
         cmd = [sys.executable, "-m", "artdata", "crawl", *_args(source, m), "--limit", str(N), "--rate", str(RATE),
                "--concurrency", "4", "--image-size", "32", "--workers", "1", "--home", str(home.root)]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            journal = journal_with(home, 20)
-            hold.wait_held()
-            tree = descendants(proc.pid)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        journal, tree, env = sigkill_when_held(cmd, home, hold, 20)
         done = [json.loads(line) for line in open(journal, "rb") if line.endswith(b"\n")]
         assert 20 <= len(done) <= 30
         hold.release()

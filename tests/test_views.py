@@ -4,8 +4,6 @@ mirror (whose views are pictures of their own, so that only the object link grou
 alone; a kill, a torn journal and --retry-failed redoing an object with its views; build-split keeping an object's
 views on its side, and audit."""
 import json
-import os
-import signal
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -29,7 +27,7 @@ from artdata.sources.met import MAX_VIEWS, MetSource, web_large
 from artdata.sources.nga import NgaSource
 from artdata.splits.groups import artwork_groups, record_links
 from artdata.splits.recipes import build_split
-from conftest import descendants, journal_with, still_running
+from conftest import sigkill_when_held, still_running
 
 FAST = ClientConfig(rate=60, concurrency=8, block_pause=0.3, backoff=0.02, backoff_max=0.1, timeout=5)
 IMG = ImageConfig(size=32)
@@ -171,18 +169,7 @@ def test_killed_mid_object_then_resumed_redoes_it_with_its_views(home):
         cmd = [sys.executable, "-m", "artdata", "crawl", "met", "--all-images", "--api-base", m.met_api_base,
                "--limit", "40", "--rate", "60", "--concurrency", "4", "--image-size", "32", "--workers", "1",
                "--home", str(home.root)]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            journal = journal_with(home, 1)
-            hold.wait_held()
-            tree = descendants(proc.pid)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        journal, tree, env = sigkill_when_held(cmd, home, hold, 1)
         before = [json.loads(line)["source_id"] for line in open(journal, "rb") if line.endswith(b"\n")]
         assert not [s for s in before if object_of(s) == held]
         asked = _object_requests(m)
