@@ -242,27 +242,65 @@ class StoreFingerprints:
     content-addressed, so an image key's fingerprints hold for good (for one recipe: the file is named
     after both versions). `<store>/.fingerprints/<FINGERPRINT_VERSION>+<CENTRE_VERSION>.jsonl`, one line
     {"k": key, "f": fingerprint, "c": centre} each, appended; a line that cannot be read is skipped (a
-    killed run's last). Best effort: a store that cannot be written is read without it."""
+    killed run's last). Best effort: a store that cannot be written is read without it.
 
-    def __init__(self, store_root):
+    The file is the home's, which may be shared or tampered with: it is read and written only as a regular file
+    inside the store (a link there, or a .fingerprints folder leading out of it, is neither read nor written
+    through; a FIFO or device is not opened for good), a line longer than any it writes is skipped unread, and
+    with `wanted` only those keys are kept in memory."""
+
+    MAX_LINE = 256          # a line it writes is about 120 bytes
+
+    def __init__(self, store_root, wanted=None):
         from pathlib import Path
-        self.path = Path(store_root) / ".fingerprints" / f"{FINGERPRINT_VERSION}+{CENTRE_VERSION}.jsonl"
+        self.root = Path(store_root)
+        self.path = self.root / ".fingerprints" / f"{FINGERPRINT_VERSION}+{CENTRE_VERSION}.jsonl"
+        self.wanted = None if wanted is None else set(wanted)
         self._known: dict[str, tuple[int, int]] | None = None
         self._fh = None
         self._writable = True
 
+    def _open(self, flags: int):
+        """The file opened with `flags`, refused (OSError) unless it is a regular file inside the store."""
+        import os
+        import stat
+        folder = os.path.realpath(self.path.parent)
+        root = os.path.realpath(self.root)
+        if os.path.commonpath([folder, root]) != root:
+            raise OSError(f"{self.path.parent} leads outside the image store {self.root}")
+        fd = os.open(self.path, flags | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o644)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or (flags & os.O_WRONLY and st.st_nlink > 1):   # (a hard link: another
+            os.close(fd)                                                                  # file's name too)
+            raise OSError(f"{self.path} is not a regular file of the store's own")
+        return fd
+
+    def _lines(self, fh):
+        """The file's lines of at most MAX_LINE bytes (a longer one is skipped, never held whole)."""
+        while True:
+            line = fh.readline(self.MAX_LINE + 1)
+            if not line:
+                return
+            if len(line) <= self.MAX_LINE:
+                yield line
+                continue
+            while line and not line.endswith(b"\n"):      # the rest of an over-long line
+                line = fh.readline(65536)
+
     def _load(self) -> dict[str, tuple[int, int]]:
         import json
+        import os
         known: dict[str, tuple[int, int]] = {}
         try:
-            with open(self.path, "rb") as fh:
-                for line in fh:
+            with os.fdopen(self._open(os.O_RDONLY), "rb") as fh:
+                for line in self._lines(fh):
                     try:
                         d = json.loads(line)
                         k, f, c = d["k"], d["f"], d["c"]
                     except (ValueError, KeyError, TypeError):
                         continue
                     if (isinstance(k, str) and len(k) == 64 and all(ch in "0123456789abcdef" for ch in k)
+                            and (self.wanted is None or k in self.wanted)
                             and all(type(v) is int and -2**63 <= v < 2**63 for v in (f, c))):
                         known[k] = (f, c)
         except OSError:
@@ -276,6 +314,7 @@ class StoreFingerprints:
 
     def put(self, key: str, both: tuple[int, int]) -> None:
         import json
+        import os
         if self._known is None:
             self._known = self._load()
         self._known[key] = both
@@ -284,7 +323,7 @@ class StoreFingerprints:
         try:
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fh = open(self.path, "a", encoding="utf-8")
+                self._fh = os.fdopen(self._open(os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a", encoding="utf-8")
             self._fh.write(json.dumps({"k": key, "f": both[0], "c": both[1]}) + "\n")
             self._fh.flush()
         except OSError:
@@ -294,4 +333,3 @@ class StoreFingerprints:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
-

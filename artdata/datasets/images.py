@@ -139,6 +139,19 @@ def process_image(data: bytes, cfg: ImageConfig = ImageConfig()) -> ImageResult:
 
 
 _tmp_seq = itertools.count()
+# the largest stored file read: no image artdata stores comes near (max_pixels of JPEG); a larger one (a sparse file
+# planted in a shared home) is refused rather than read into memory
+MAX_STORED_BYTES = 512 * 2**20
+
+
+def _regular(path, st) -> None:
+    """Refuse (OSError naming `path`) what is not a regular file of at most MAX_STORED_BYTES."""
+    import stat
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(f"{path} is not a regular file (a FIFO, device or folder); not read")
+    if st.st_size > MAX_STORED_BYTES:
+        raise OSError(f"{path} is {st.st_size:,} bytes, over the {MAX_STORED_BYTES:,} an image of the store may "
+                      "have; not read")
 
 
 class ImageStore:
@@ -164,11 +177,18 @@ class ImageStore:
         root = os.path.realpath(self.root)
         if os.path.commonpath([real, root]) != root:
             raise OSError(f"{path} leads outside the image store {self.root} (to {real}); not read")
+        _regular(path, os.stat(real))       # a FIFO would hang the reader, a device never end
         return Path(real)
 
     def get(self, key: str) -> bytes:
-        with open(self.resolve(key), "rb") as fh:
-            return fh.read()
+        # O_NONBLOCK: a FIFO swapped in after resolve() opens without waiting for a writer, and is refused
+        fd = os.open(self.resolve(key), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        with os.fdopen(fd, "rb") as fh:
+            _regular(self.path(key), os.fstat(fd))
+            data = fh.read(MAX_STORED_BYTES + 1)
+        if len(data) > MAX_STORED_BYTES:
+            raise OSError(f"{self.path(key)} grew past {MAX_STORED_BYTES:,} bytes while read; not read")
+        return data
 
     def put(self, data: bytes, key: str | None = None) -> str:
         """Store `data` under its sha256 (computed if not given); a no-op when already present."""

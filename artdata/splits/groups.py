@@ -245,7 +245,8 @@ def fingerprints_for(store, image_keys, fingerprints, centres=None, progress=Non
     if todo and progress:
         progress.start(len(todo), 0)
     computed = 0
-    kept = StoreFingerprints(store.root)        # made once per image, not at every split
+    # made once per image, not at every split; only the keys asked for are kept in memory
+    kept = StoreFingerprints(store.root, wanted={image_keys[i] for i in todo})
     try:
         for i in todo:
             key = image_keys[i]
