@@ -226,12 +226,17 @@ async def _harvest(source: Source, cfg: HarvestConfig, home: Home, progress: _Pr
                 os.replace(tmp, ids_path)
                 meta["selection"] = source.selection()
                 meta_path.write_text(json.dumps(meta, indent=2, default=str))
+        ids = list(dict.fromkeys(ids))     # an id listed twice is one object (one record, fetched once)
         if cfg.limit is not None:   # applied at run time: a larger --limit later extends the harvest
             ids = first_objects(ids, cfg.limit)
-        def redo(i) -> bool:    # not done yet, a view lost, or (retry_failed) the object or one of its views failed
-            views = [done.get(v) for v in done[i].get(VIEWS_KEY) or ()] if i in done else []
-            return i not in done or None in views or (cfg.retry_failed and any(
-                r["status"] == STATUS_FAILED for r in (done[i], *views)))
+
+        def redo(i) -> bool:    # not done yet, a view lost, its line's list of views damaged or forged, or
+            if i not in done:   # (retry_failed) the object or one of its views failed
+                return True
+            listed = listed_views(done[i])
+            views = [done.get(v) for v in listed or ()]
+            return listed is None or None in views or (cfg.retry_failed and any(
+                r.get("status") == STATUS_FAILED for r in (done[i], *views)))
         todo = [i for i in ids if redo(i)]
         skipped = len(ids) - len(todo)
         pool = None if cfg.metadata_only or not todo else await ImageWorkers(store, cfg.image, cfg.workers).start()
@@ -264,7 +269,7 @@ async def _harvest(source: Source, cfg: HarvestConfig, home: Home, progress: _Pr
     for i in ids:                   # each object's record, then the views its last run made
         if i in records:
             rows.append(records[i])
-            rows += [records[v] for v in records[i].get(VIEWS_KEY) or () if v in records and v not in listed]
+            rows += [records[v] for v in listed_views(records[i]) or () if v in records and v not in listed]
     manifest = None
     excluded = Counter()
     if cfg.keep_statuses is not None:
@@ -321,6 +326,19 @@ async def _with_image(client: PoliteClient, pool: ImageWorkers | None, job: Job,
             rec.update(status=STATUS_FAILED, error="no image URL")
     rec["harvested_at"] = now_utc().isoformat()
     return rec
+
+
+def listed_views(rec: dict) -> list[str] | None:
+    """The views an object's journal line lists (VIEWS_KEY), or None when that is not a list a run writes:
+    distinct view ids of this very object (a damaged or forged line; its object is done again)."""
+    views = rec.get(VIEWS_KEY)
+    if views is None:
+        return []
+    sid = rec.get("source_id")
+    if not isinstance(views, list) or not all(isinstance(v, str) and v != sid and object_of(v) == sid
+                                              for v in views) or len(set(views)) != len(views):
+        return None
+    return views
 
 
 def first_objects(ids: list[str], n: int) -> list[str]:

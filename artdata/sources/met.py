@@ -19,7 +19,7 @@ from artdata import ArtdataError
 from artdata.harvest.runner import Job
 from artdata.harvest.client import PoliteClient
 from artdata.datasets.records import (STATUS_FAILED, STATUS_NO_IMAGE, STATUS_NOT_FOUND, STATUS_NOT_PUBLIC_DOMAIN,
-                                      STATUS_FILTERED, extra_json, new_record, view_id)
+                                      STATUS_FILTERED, VIEW_SEP, extra_json, new_record, view_id)
 from artdata.sources import FieldError, check_file, check_parquet, http_url, int32, json_answer, parse_bytes, \
     record_id, shown, text as _s
 
@@ -110,7 +110,7 @@ class MetSource:
         for i in listed or []:
             sid = record_id(i)
             if sid is None:             # one malformed id: a failed record naming it, the listing goes on
-                sid = shown(i, 40)
+                sid = stand_in(i)
                 self._bad[sid] = f"object list: object id {sid!r} is not a number ({url})"
             out.append(sid)
         return out
@@ -146,7 +146,7 @@ class MetSource:
                     continue
                 sid = record_id(i)
                 if sid is None:         # one malformed row: a failed record naming it, the rest is harvested
-                    sid = shown(_s(i), 40)
+                    sid = stand_in(_s(i))
                     self._bad[sid] = f"--ids-from {path} row {int(n) + 1}: Object ID {sid!r} is not a number"
                 ids.append(sid)
             return ids
@@ -234,6 +234,12 @@ class MetSource:
             urls = [url] if small == url else [small, url] if self.image_size <= WEB_LARGE_SIDE else [url, small]
             jobs.append(Job(view(k, image_url=urls[0]), urls, min_side=self.image_size))
         return jobs
+
+
+def stand_in(v) -> str:
+    """The source_id of the failed record of a malformed id `v`: shown short, never a view's id ("5#view=1" would
+    take the place of object 5's first view)."""
+    return shown(v, 40).replace(VIEW_SEP, "#view?")
 
 
 def web_large(url: str) -> str:

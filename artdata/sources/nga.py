@@ -138,6 +138,7 @@ class NgaSource:
         # objectid -> (object row, primary image row, nationality, alternate image rows in view order)
         self._rows: dict[str, tuple[dict, dict, str | None, list[dict]]] | None = None
         self._loading: asyncio.Lock | None = None
+        self._bad: dict[str, str] = {}      # stand-in id -> why: an objectid that would read as a view's
 
     def selection(self) -> dict:
         return {"data": self.data, "classifications": self.classifications,
@@ -202,7 +203,10 @@ class NgaSource:
         rows = {}
         for o in objects.to_dict("records"):
             oid = _s(o.get("objectid"))
-            if oid and oid in by_object:
+            if oid and VIEW_SEP in oid and oid in by_object:      # would take the place of another's view
+                self._bad[oid.replace(VIEW_SEP, "#view?")] = (f"objects.csv: objectid {oid!r} holds {VIEW_SEP!r}, "
+                                                              "which only a view's id may")
+            elif oid and oid in by_object:
                 rows[oid] = ({k: v for k, v in o.items() if v is not None}, by_object[oid], nationality.get(oid),
                              alternates.get(oid, [])[:MAX_VIEWS])
         return rows
@@ -220,7 +224,8 @@ class NgaSource:
         keep = [k for k, (o, i, _, _) in self._rows.items() if self._why_not(o, i) is None]
         keep.sort(key=lambda k: (_int(k) is None, _int(k) or 0, k))
         # an object's alternate views after it (whatever their own rights: a fair-use one is not_public_domain)
-        return [i for k in keep for i in (k, *(view_id(k, n) for n in range(1, len(self._rows[k][3]) + 1)))]
+        return [i for k in keep for i in (k, *(view_id(k, n) for n in range(1, len(self._rows[k][3]) + 1)))] + \
+            sorted(self._bad)       # failed records naming them
 
     async def job(self, client: PoliteClient, sid: str) -> Job:
         if self._rows is None:                      # a resumed run: ids.json was kept, the tables are read again,
@@ -228,6 +233,8 @@ class NgaSource:
             async with self._loading:
                 if self._rows is None:
                     self._rows = await self._load(client)
+        if sid in self._bad:
+            raise ArtdataError(self._bad[sid])
         oid, _, k = sid.partition(VIEW_SEP)
         if oid not in self._rows:
             raise ArtdataError(f"object {oid}: no longer in {self.data} (objects.csv with a primary image)")
