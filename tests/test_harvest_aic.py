@@ -17,6 +17,7 @@ from artdata.mirror import Faults, Mirror
 from artdata.mirror.aic import artwork
 from artdata.paths import Home
 from artdata.sources.aic import AicSource, image_width
+from conftest import assert_polite
 
 
 def _cfg(limit=None, size=96, rate=100.0):
@@ -39,7 +40,7 @@ def test_search_filters_header_and_widths(tmp_path):
         assert m.logs["api"].count(prefix="/aic/api/v1/artworks/search") >= 1
         assert set(m.aic_headers) == {"artdata-tests"}                     # every API request identified itself
         assert max(m.aic_widths) <= 843 and (df[["width", "height"]].min(axis=1) == 96).all()
-        assert m.max_rate("api") <= 100
+        assert_polite(m, "api", 100)
 
 
 def test_image_width_rule():
@@ -90,7 +91,7 @@ def test_faults_statuses_and_extending(tmp_path):
         assert len(df) == 40 and set(df.status) <= {"ok", "not_found", "failed", "no_image"}
         assert {"not_found", "failed", "no_image"} <= set(df.status)
         assert df[df.status == "failed"].error.notna().all()
-        assert m.max_rate("api") <= 30
+        assert_polite(m, "api", 30)
         asked = lambda: {p for _, p, _ in m.logs["api"].entries if p.startswith("/aic/api/v1/artworks/")}
         before = asked()
         res = harvest(AicSource(api_base=api, public_domain_only=False, image_size=64), _cfg(limit=50, size=64), home)

@@ -19,6 +19,7 @@ from artdata.mirror import Faults, Mirror
 from artdata.mirror.cleveland import cma_artwork
 from artdata.paths import Home
 from artdata.sources.cleveland import ClevelandSource, creator, image_urls
+from conftest import assert_polite
 
 
 def _cfg(limit=None, size=96, rate=100.0):
@@ -56,7 +57,7 @@ def test_type_filter_fields_and_the_smallest_rendition(tmp_path):
         # 96 px: the web rendition is always enough; nothing larger was fetched
         assert {k for _, k in m.cma_renditions} == {"web"}
         assert _per_id(m) == []                                               # the listing carried the records
-        assert m.max_rate("api") <= 100
+        assert_polite(m, "api", 100)
 
 
 def test_rendition_rule():
@@ -181,7 +182,7 @@ def test_faults_statuses_and_extending(tmp_path):
         # a corrupt web image: the print rendition was tried next, and the error names the URLs
         failed = df[df.status == "failed"]
         assert failed.error.str.contains("/cma/images/").all()
-        assert m.max_rate("api") <= 40
+        assert_polite(m, "api", 40)
         assert _per_id(m) == []
         res = harvest(ClevelandSource(api_base=_api(m), cc0_only=False, image_size=64), _cfg(limit=70, size=64), home)
         assert res.skipped == 40

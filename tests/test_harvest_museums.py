@@ -21,7 +21,7 @@ from artdata.sources.aic import AicSource
 from artdata.sources.cleveland import ClevelandSource
 from artdata.sources.iiif import IiifSource
 from artdata.sources.nga import NgaSource
-from conftest import sigkill_when_held, still_running
+from conftest import sigkill_when_held, still_running, assert_polite
 
 N = 60
 RATE = 30
@@ -62,7 +62,8 @@ def test_kill_and_resume(tmp_path, source):
         fetched = _paths(m)
         for r in done:                                   # finished before the kill: its image asked once, ever
             assert r["status"] == "ok" and fetched[unquote(urlsplit(r["image_url"]).path)] == 1, r["source_id"]
-        assert m.max_rate("api") <= RATE and m.max_rate("media") <= RATE
+        assert_polite(m, "api", RATE)
+        assert_polite(m, "media", RATE)
         if source == "nga":                              # the tables: once per run, not once per waiting job
             assert m.logs["api"].count(prefix="/nga/data/objects.csv") == 2
     assert still_running(tree) == []
@@ -91,7 +92,8 @@ def test_transient_faults_are_waited_out(tmp_path, source):
         assert res.counts == {"ok": 40}, load(Home(tmp_path).manifests, "m").to_pandas().error.dropna().tolist()
         assert m.blocks >= 1 and res.client_stats.retries > 0 and res.client_stats.blocks >= 1
         assert {s for _, _, s in m.logs["api"].entries + m.logs["media"].entries} >= {403, 429, 200}
-        assert m.max_rate("api") <= 40 and m.max_rate("media") <= 40
+        assert_polite(m, "api", 40)
+        assert_polite(m, "media", 40)
 
 
 @pytest.mark.parametrize("source", ["aic", "cleveland"])

@@ -21,6 +21,7 @@ from artdata.mirror import Faults, Mirror, aspect_size
 from artdata.mirror.nga import NGA_COLUMNS, NGA_FAIR_USE_BOX, NGA_NATIVE_SIDE, nga_uuid
 from artdata.paths import Home
 from artdata.sources.nga import NgaSource, iiif_box, open_access
+from conftest import assert_polite
 
 TABLES = ("objects", "published_images", "objects_constituents", "constituents")
 
@@ -269,7 +270,7 @@ def test_faults_statuses_all_rights_and_zip(tmp_path):
             for r in rows:
                 assert r["is_public_domain"] == (r["source_id"] not in closed)
                 assert r["license"] == (None if r["source_id"] in closed else "CC0-1.0")
-        assert m.max_rate("media") <= 40
+        assert_polite(m, "media", 40)
         again = harvest(NgaSource(data=str(folder), open_access_only=False, image_size=64),
                         _cfg(limit=60, size=64, m=m), home)
         assert again.skipped == 60 and sum(again.counts.values()) == 60

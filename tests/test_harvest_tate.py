@@ -10,6 +10,7 @@ from artdata.harvest.client import ClientConfig
 from artdata.datasets.images import ImageConfig
 from artdata.mirror import Faults, Mirror, bundled_tate
 from artdata.sources.tate import choose_rendition, read_table, record_from_row, TateSource
+from conftest import assert_polite
 
 FAST = ClientConfig(rate=50, concurrency=8, block_pause=0.3, backoff=0.02, backoff_max=0.1, timeout=5)
 
@@ -45,7 +46,7 @@ def test_harvest_from_mirror_table(home):
         assert all(r["image_url"].startswith(m.media_base) for r in ok)
         assert all(min(r["width"], r["height"]) == 200 or "_10.jpg" in r["image_url"] for r in ok)
         assert any("_9.jpg" in r["image_url"] for r in ok)
-        assert m.max_rate("media") <= 50
+        assert_polite(m, "media", 50)
         assert res.manifest.card["lineage"]["selection"]["table"] == m.tate_table_url
 
 
