@@ -147,12 +147,17 @@ def hash_array(lum: np.ndarray) -> int:
     return _bits(resize_array(np.asarray(lum, np.float32), HASH_SIDE, HASH_SIDE).astype(np.float64))
 
 
-def fingerprint(img: Image.Image) -> int:
-    """The perceptual fingerprint of a decoded image (see the module docstring)."""
+def _whole(img: Image.Image) -> tuple[Image.Image, tuple[int, int, int, int], int]:
+    """(grey image, trim box (top, bottom, left, right), the fingerprint of what the box holds)."""
     g = gray(img)
     t, b, l, r = trim_box(np.asarray(g))
     small = g.resize((HASH_SIDE, HASH_SIDE), Image.BOX, box=(l, t, r, b))
-    return _bits(np.asarray(small, dtype=np.float64))
+    return g, (t, b, l, r), _bits(np.asarray(small, dtype=np.float64))
+
+
+def fingerprint(img: Image.Image) -> int:
+    """The perceptual fingerprint of a decoded image (see the module docstring)."""
+    return _whole(img)[2]
 
 
 def fingerprints(img: Image.Image) -> tuple[int, int]:
@@ -161,9 +166,7 @@ def fingerprints(img: Image.Image) -> tuple[int, int]:
     (two photographs of one sheet, a museum's tighter framing) moves the picture inside the frame and
     can flip 10-16 bits of the first; the centre, which loses other pixels to the crop, often keeps
     closer, so a pair near in either is a candidate (bench/README.md: recall of planted crops)."""
-    g = gray(img)
-    t, b, l, r = trim_box(np.asarray(g))
-    whole = _bits(np.asarray(g.resize((HASH_SIDE, HASH_SIDE), Image.BOX, box=(l, t, r, b)), dtype=np.float64))
+    g, (t, b, l, r), whole = _whole(img)
     dx, dy = (r - l) * (1 - CENTRE) / 2, (b - t) * (1 - CENTRE) / 2
     # reducing_gap: a whole-factor reduction of the box first, then the box filter (a third less work)
     centre = g.resize((HASH_SIDE, HASH_SIDE), Image.BOX, box=(l + dx, t + dy, r - dx, b - dy), reducing_gap=2.0)
@@ -212,26 +215,25 @@ def fingerprint_bytes(data: bytes) -> int | None:
     return None if both is None else both[0]
 
 
-def fingerprints_bytes(data: bytes) -> tuple[int, int] | None:
-    """`fingerprints` of an encoded image (a stored JPEG); None when it cannot be decoded."""
+def _of_bytes(data: bytes, make):
+    """make(the decoded image) of an encoded image (a stored JPEG); None when it cannot be decoded."""
     import io
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
-            return fingerprints(im)
+            return make(im)
     except (OSError, SyntaxError, ValueError, EOFError):
         return None
+
+
+def fingerprints_bytes(data: bytes) -> tuple[int, int] | None:
+    """`fingerprints` of an encoded image (a stored JPEG); None when it cannot be decoded."""
+    return _of_bytes(data, fingerprints)
 
 
 def structure_bytes(data: bytes) -> np.ndarray | None:
     """The structure map of an encoded image; None when it cannot be decoded."""
-    import io
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            return structure(im)
-    except (OSError, SyntaxError, ValueError, EOFError):
-        return None
+    return _of_bytes(data, structure)
 
 
 # ---------------------------------------------------------------- fingerprints made from a store, kept
